@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+import fs from 'node:fs';
+import { KEYS, envName } from './config/schema.js';
+import { ConfigError, warnings } from './config/validate.js';
+import { loadConfig, parseFlags } from './config/load.js';
+import { createLogger } from './observe/logger.js';
+import { startBerth } from './server/berth.js';
+import { loadTlsMaterial, logTrustInstructions } from './tls/material.js';
+
+function usage(): string {
+  const lines = [
+    'berth: a TLS front for Harbor and OCI/Docker registries',
+    '',
+    'usage: berth [--config FILE] [--upstream URL] [--listen HOST:PORT] [--cert FILE --key FILE] [...]',
+    '',
+    'Settings come from the YAML file (--config, $BERTH_CONFIG, or config/berth.yaml when present),',
+    'then BERTH_* environment variables, then flags; each later one wins.',
+    '',
+    '  --config, -c FILE            YAML configuration file',
+  ];
+  for (const spec of KEYS) {
+    const flag = spec.flag ? `--${spec.flag} VALUE` : '';
+    const def = Array.isArray(spec.default) ? `[${spec.default.join(', ')}]` : (spec.default ?? 'unset');
+    lines.push(`  ${flag.padEnd(28)} ${spec.path} (${envName(spec.path)}; default ${def})`);
+    lines.push(`  ${''.padEnd(28)}   ${spec.doc}`);
+  }
+  lines.push('  --help, -h                   this text', '  --version                    the version');
+  return lines.join('\n') + '\n';
+}
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`berth: ${message}\n`);
+  process.exit(code);
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const args = parseFlags(argv);
+  if (args.help) {
+    process.stdout.write(usage());
+    return;
+  }
+  if (args.version) {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    process.stdout.write(`berth ${pkg.version}\n`);
+    return;
+  }
+  const config = loadConfig(args, process.env);
+  const logger = createLogger(config.log);
+  for (const warning of warnings(config)) logger.warn(warning);
+  const tls = await loadTlsMaterial(config, logger);
+  const berth = await startBerth(config, tls, logger);
+  const { address, port } = berth.address;
+  logger.info(
+    {
+      listen: `https://${address.includes(':') ? `[${address}]` : address}:${port}`,
+      upstream: config.upstream.origin,
+      publicOrigin: config.publicOrigin?.origin ?? '(from each request\'s Host)',
+      trustedProxies: config.trustedProxies.cidrs,
+    },
+    'berth is serving',
+  );
+  if (tls.devCa) logTrustInstructions(logger, tls.devCa, config.publicOrigin?.host ?? `localhost:${port}`);
+
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) {
+      logger.warn({ signal }, 'second signal: closing open connections now');
+      berth.server.closeAllConnections();
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info({ signal }, 'stopping: no new connections; waiting for requests in flight');
+    void berth.close().then(() => {
+      logger.info('stopped');
+      logger.flush();
+      process.exit(0);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) fail(`config error: ${err.message}`, 2);
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE' || code === 'EACCES' || code === 'EADDRNOTAVAIL') {
+    fail(`cannot listen: ${(err as Error).message}`, 1);
+  }
+  fail(`could not start: ${(err as Error).stack ?? String(err)}`, 1);
+});

@@ -1,0 +1,136 @@
+/**
+ * Every configuration key berth knows, with its default and its documentation.
+ * This table is the single source: validation, environment variables, the example
+ * file (config/berth.example.yaml, checked against it by a test) and `--help` read it.
+ */
+
+export type Kind =
+  | 'listen' // "HOST:PORT", ":PORT" or "[::1]:PORT"
+  | 'upstreamUrl' // http(s)://host[:port], no path, query or credentials
+  | 'publicOrigin' // https://host[:port], optional
+  | 'path' // a file or directory path, optional where the default is null
+  | 'cidrList' // list of CIDRs or single addresses
+  | 'duration' // "500ms", "60s", "15m", "1h", or a number of seconds; 0 = off where allowed
+  | 'logLevel'
+  | 'logFormat';
+
+export interface KeySpec {
+  /** Dotted path in the YAML file. */
+  readonly path: string;
+  readonly kind: Kind;
+  /** The default, written as it would be in YAML (null = unset). */
+  readonly default: string | readonly string[] | null;
+  readonly doc: string;
+  /** Long command-line flag, where there is one. */
+  readonly flag?: string;
+}
+
+export const KEYS: readonly KeySpec[] = [
+  {
+    path: 'listen',
+    kind: 'listen',
+    default: ':8443',
+    flag: 'listen',
+    doc: 'Address of the HTTPS listener, HOST:PORT. ":8443" listens on every interface (IPv4 and IPv6).',
+  },
+  {
+    path: 'upstream',
+    kind: 'upstreamUrl',
+    default: 'http://127.0.0.1:5000',
+    flag: 'upstream',
+    doc: "The registry's plain-HTTP address (Harbor's HTTP port or the Distribution registry). https:// re-encrypts with the system CAs.",
+  },
+  {
+    path: 'publicOrigin',
+    kind: 'publicOrigin',
+    default: null,
+    flag: 'public-origin',
+    doc: 'The https origin clients use, e.g. https://registry.example.com. Unset: taken from each request\'s Host header.',
+  },
+  {
+    path: 'tls.cert',
+    kind: 'path',
+    default: null,
+    flag: 'cert',
+    doc: 'PEM certificate chain (leaf first). Unset together with tls.key: a development CA and certificate are made in tls.dir.',
+  },
+  {
+    path: 'tls.key',
+    kind: 'path',
+    default: null,
+    flag: 'key',
+    doc: 'PEM private key of tls.cert.',
+  },
+  {
+    path: 'tls.dir',
+    kind: 'path',
+    default: 'certs',
+    flag: 'cert-dir',
+    doc: 'Where the development CA and certificate are kept across restarts (relative to the working directory).',
+  },
+  {
+    path: 'trustedProxies',
+    kind: 'cidrList',
+    default: [],
+    flag: 'trusted-proxies',
+    doc: 'Peers (CIDRs) whose Forwarded / X-Forwarded-* / X-Real-IP headers are kept. From anyone else they are removed.',
+  },
+  {
+    path: 'timeouts.headers',
+    kind: 'duration',
+    default: '60s',
+    doc: 'Time a client has to send a complete request header section (slowloris guard).',
+  },
+  {
+    path: 'timeouts.clientIdle',
+    kind: 'duration',
+    default: '10m',
+    doc: 'Inactivity on a client connection while it sends a body or reads a response. Never a limit on total request time.',
+  },
+  {
+    path: 'timeouts.keepAlive',
+    kind: 'duration',
+    default: '75s',
+    doc: 'Idle time between requests on a kept-alive client connection; keep it above any load balancer idle timeout.',
+  },
+  {
+    path: 'timeouts.upstreamConnect',
+    kind: 'duration',
+    default: '10s',
+    doc: 'Time to open a connection to the upstream before answering 504.',
+  },
+  {
+    path: 'timeouts.upstreamResponse',
+    kind: 'duration',
+    default: '15m',
+    doc: 'Inactivity allowed on the upstream connection, including the wait for its answer to the final PUT of a large blob (the registry re-hashes it first). 0 = none.',
+  },
+  {
+    path: 'log.level',
+    kind: 'logLevel',
+    default: 'info',
+    flag: 'log-level',
+    doc: 'One of fatal, error, warn, info, debug, trace, silent.',
+  },
+  {
+    path: 'log.format',
+    kind: 'logFormat',
+    default: 'json',
+    flag: 'log-format',
+    doc: 'json (one object a line, for collectors) or pretty (readable, for the dev case).',
+  },
+];
+
+/** BERTH_TIMEOUTS_UPSTREAM_CONNECT for timeouts.upstreamConnect. */
+export function envName(path: string): string {
+  return (
+    'BERTH_' +
+    path
+      .split('.')
+      .map((part) => part.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase())
+      .join('_')
+  );
+}
+
+/** Environment variables that are not config keys but are still berth's own. */
+export const ENV_CONFIG_FILE = 'BERTH_CONFIG';

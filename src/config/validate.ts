@@ -1,0 +1,217 @@
+import net from 'node:net';
+import { addressSet, type AddressSet } from '../net/cidr.js';
+import { KEYS, envName, type KeySpec } from './schema.js';
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type LogFormat = 'json' | 'pretty';
+
+/** The validated configuration: frozen, typed, durations in milliseconds. */
+export interface Config {
+  readonly listen: { readonly host: string | undefined; readonly port: number };
+  readonly upstream: URL;
+  readonly publicOrigin: URL | undefined;
+  readonly tls: { readonly cert: string | undefined; readonly key: string | undefined; readonly dir: string };
+  readonly trustedProxies: AddressSet;
+  readonly timeouts: {
+    readonly headers: number;
+    readonly clientIdle: number;
+    readonly keepAlive: number;
+    readonly upstreamConnect: number;
+    readonly upstreamResponse: number;
+  };
+  readonly log: { readonly level: LogLevel; readonly format: LogFormat };
+}
+
+/** A raw value and where it came from, so an error can say which line to fix. */
+export interface Raw {
+  readonly value: unknown;
+  readonly source: string;
+}
+
+/** One line: the key path, what was expected, and where the bad value came from. */
+export class ConfigError extends Error {
+  constructor(
+    readonly keyPath: string,
+    readonly expected: string,
+    readonly source?: string,
+  ) {
+    super(`${keyPath}: ${expected}${source ? ` (from ${source})` : ''}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+function show(value: unknown): string {
+  return typeof value === 'string' ? JSON.stringify(value) : `${JSON.stringify(value) ?? String(value)} (${typeof value})`;
+}
+
+export function parseDuration(value: unknown): number {
+  if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.round(value * 1000);
+  if (typeof value === 'string') {
+    const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
+    if (match) return Math.round(Number(match[1]) * UNITS[match[2] ?? 's']!);
+  }
+  throw new Error(`expected a duration such as "500ms", "60s", "15m" or "1h", got ${show(value)}`);
+}
+
+export function parseListen(value: unknown): { host: string | undefined; port: number } {
+  const text = typeof value === 'number' ? `:${value}` : value;
+  if (typeof text === 'string') {
+    const match = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\s[\]]*)):(\d{1,5})$/.exec(text.trim());
+    const port = match ? Number(match[3]) : NaN;
+    const host = match ? (match[1] ?? match[2]) : undefined;
+    if (match && port <= 65535 && (match[1] === undefined || net.isIPv6(match[1]))) {
+      return { host: host === '' ? undefined : host, port };
+    }
+  }
+  throw new Error(`expected HOST:PORT such as "0.0.0.0:8443", ":8443" or "[::1]:8443", got ${show(value)}`);
+}
+
+function parseOrigin(value: unknown, schemes: readonly string[]): URL {
+  const want = `an absolute ${schemes.join(' or ')} URL with a host and no path, query or credentials`;
+  if (typeof value !== 'string') throw new Error(`expected ${want}, got ${show(value)}`);
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new Error(`expected ${want}, got ${show(value)}`);
+  }
+  const bare = url.pathname === '/' && !url.search && !url.hash && !url.username && !url.password;
+  if (!schemes.includes(url.protocol.slice(0, -1)) || !url.hostname || !bare) {
+    throw new Error(`expected ${want}, got ${show(value)}`);
+  }
+  return url;
+}
+
+function parseList(value: unknown): string[] {
+  if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
+  throw new Error(`expected a list of CIDRs (YAML list, or comma-separated), got ${show(value)}`);
+}
+
+function parseEnum<T extends string>(value: unknown, allowed: readonly T[]): T {
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new Error(`expected one of ${allowed.join(', ')}, got ${show(value)}`);
+}
+
+function parsePath(value: unknown): string | undefined {
+  if (value === null || value === undefined) return undefined;
+  if (typeof value === 'string' && value.trim() !== '') return value;
+  throw new Error(`expected a file path, got ${show(value)}`);
+}
+
+function parseKey(spec: KeySpec, value: unknown): unknown {
+  switch (spec.kind) {
+    case 'listen':
+      return parseListen(value);
+    case 'upstreamUrl':
+      return parseOrigin(value, ['http', 'https']);
+    case 'publicOrigin':
+      return value === null || value === undefined || value === '' ? undefined : parseOrigin(value, ['https']);
+    case 'path':
+      return parsePath(value);
+    case 'cidrList': {
+      const list = parseList(value);
+      for (const item of list) addressSet([item]);
+      return addressSet(list);
+    }
+    case 'duration':
+      return parseDuration(value);
+    case 'logLevel':
+      return parseEnum(value, LOG_LEVELS);
+    case 'logFormat':
+      return parseEnum(value, LOG_FORMATS);
+  }
+}
+
+/**
+ * Flattens a YAML document into dotted paths, refusing keys berth does not know,
+ * so a typo ("trustedProxy") fails start-up instead of being silently ignored.
+ */
+export function flattenYaml(doc: unknown, source: string): Map<string, Raw> {
+  const out = new Map<string, Raw>();
+  if (doc === null || doc === undefined) return out;
+  const known = new Set(KEYS.map((k) => k.path));
+  const groups = new Set(KEYS.flatMap((k) => k.path.split('.').slice(0, -1).map((_, i, a) => a.slice(0, i + 1).join('.'))));
+  const walk = (node: unknown, prefix: string): void => {
+    if (typeof node !== 'object' || node === null || Array.isArray(node)) {
+      throw new ConfigError(prefix || '(top level)', `expected a mapping of keys, got ${show(node)}`, source);
+    }
+    for (const [key, value] of Object.entries(node)) {
+      const path = prefix ? `${prefix}.${key}` : key;
+      if (known.has(path)) out.set(path, { value, source });
+      else if (groups.has(path)) walk(value, path);
+      else throw new ConfigError(path, 'unknown key; see config/berth.example.yaml for the keys berth reads', source);
+    }
+  };
+  walk(doc, '');
+  return out;
+}
+
+/** Reads BERTH_* variables; an unknown one is an error, since it is almost always a typo. */
+export function fromEnv(env: NodeJS.ProcessEnv, ignore: readonly string[]): Map<string, Raw> {
+  const byName = new Map(KEYS.map((k) => [envName(k.path), k.path]));
+  const out = new Map<string, Raw>();
+  for (const [name, value] of Object.entries(env)) {
+    if (!name.startsWith('BERTH_') || ignore.includes(name) || value === undefined) continue;
+    const path = byName.get(name);
+    if (!path) throw new ConfigError(name, `unknown environment variable; known: ${[...byName.keys()].join(', ')}`);
+    out.set(path, { value, source: name });
+  }
+  return out;
+}
+
+/** Layers (lowest first) become one validated Config; the first bad key throws a ConfigError. */
+export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
+  const values = new Map<string, unknown>();
+  for (const spec of KEYS) {
+    let raw: Raw = { value: spec.default, source: 'default' };
+    for (const layer of layers) raw = layer.get(spec.path) ?? raw;
+    try {
+      values.set(spec.path, parseKey(spec, raw.value));
+    } catch (err) {
+      throw new ConfigError(spec.path, (err as Error).message, raw.source === 'default' ? undefined : raw.source);
+    }
+  }
+  const get = <T>(path: string): T => values.get(path) as T;
+  const cert = get<string | undefined>('tls.cert');
+  const key = get<string | undefined>('tls.key');
+  if ((cert === undefined) !== (key === undefined)) {
+    throw new ConfigError(cert === undefined ? 'tls.cert' : 'tls.key', 'tls.cert and tls.key must be set together');
+  }
+  for (const path of ['timeouts.headers', 'timeouts.upstreamConnect', 'timeouts.keepAlive']) {
+    if (get<number>(path) === 0) throw new ConfigError(path, 'expected a duration above 0');
+  }
+  return Object.freeze({
+    listen: Object.freeze(get<Config['listen']>('listen')),
+    upstream: get<URL>('upstream'),
+    publicOrigin: get<URL | undefined>('publicOrigin'),
+    tls: Object.freeze({ cert, key, dir: get<string>('tls.dir') }),
+    trustedProxies: get<AddressSet>('trustedProxies'),
+    timeouts: Object.freeze({
+      headers: get<number>('timeouts.headers'),
+      clientIdle: get<number>('timeouts.clientIdle'),
+      keepAlive: get<number>('timeouts.keepAlive'),
+      upstreamConnect: get<number>('timeouts.upstreamConnect'),
+      upstreamResponse: get<number>('timeouts.upstreamResponse'),
+    }),
+    log: Object.freeze({ level: get<LogLevel>('log.level'), format: get<LogFormat>('log.format') }),
+  });
+}
+
+/** Settings that are legal but likely to hurt; the entry point logs each as a warning. */
+export function warnings(config: Config): string[] {
+  const out: string[] = [];
+  const { upstreamResponse, clientIdle } = config.timeouts;
+  if (upstreamResponse !== 0 && upstreamResponse < 15 * 60_000) {
+    out.push('timeouts.upstreamResponse is under 15m: the final PUT of a large blob may be cut while the registry hashes it');
+  }
+  if (clientIdle !== 0 && clientIdle < 60_000) {
+    out.push('timeouts.clientIdle is under 60s: pushes over slow or bursty links may be cut');
+  }
+  if (upstreamResponse === 0) out.push('timeouts.upstreamResponse is 0: a hung upstream holds client connections forever');
+  return out;
+}

@@ -1,0 +1,50 @@
+import type http from 'node:http';
+import type { ProxyError } from '../proxy/errors.js';
+
+/** What the handler counts for one request, for its access line. */
+export interface Exchanged {
+  readonly started: bigint;
+  bytesIn: number;
+  bytesOut: number;
+  client: string;
+  error: ProxyError | undefined;
+}
+
+/**
+ * The `_state` query parameter of an upload URL is the registry's signed upload state;
+ * anyone holding it can continue the upload, so it never reaches a log.
+ */
+export function redactPath(url: string): string {
+  return url.replace(/([?&]_state=)[^&#]*/g, '$1REDACTED');
+}
+
+const UPLOAD_PATH = /\/blobs\/uploads\/([^/?#]+)/;
+
+export function uploadUuid(url: string, res: http.ServerResponse): string | undefined {
+  const header = res.getHeader('docker-upload-uuid');
+  if (typeof header === 'string') return header;
+  return UPLOAD_PATH.exec(url)?.[1];
+}
+
+/**
+ * One line per request. Headers are not logged at all, so Authorization and cookies
+ * cannot leak; status 499 (nginx's convention) means the client left before an answer.
+ */
+export function accessLine(req: http.IncomingMessage, res: http.ServerResponse, rec: Exchanged): Record<string, unknown> {
+  const url = req.url ?? '/';
+  const line: Record<string, unknown> = {
+    msg: 'request',
+    method: req.method,
+    path: redactPath(url),
+    status: res.headersSent ? res.statusCode : 499,
+    bytesIn: rec.bytesIn,
+    bytesOut: rec.bytesOut,
+    durationMs: Number((process.hrtime.bigint() - rec.started) / 1000n) / 1000,
+    client: rec.client,
+  };
+  const uuid = uploadUuid(url, res);
+  if (uuid) line.uploadUuid = uuid;
+  if (!res.writableFinished) line.completed = false;
+  if (rec.error) line.error = rec.error.kind;
+  return line;
+}

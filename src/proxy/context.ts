@@ -1,0 +1,49 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import type { AddressSet } from '../net/cidr.js';
+
+/** What the passes read from the configuration; prepared once, shared read-only. */
+export interface ProxySettings {
+  readonly upstream: URL;
+  /** "https://host[:port]" when configured; otherwise each request's Host decides. */
+  readonly publicOrigin: string | undefined;
+  readonly trustedProxies: AddressSet;
+}
+
+/**
+ * One request on its way through the passes. The passes change `headers` (the request's
+ * own header object, which the transport forwards) and fill in what they learn.
+ */
+export interface RequestContext {
+  readonly settings: ProxySettings;
+  readonly method: string;
+  readonly url: string;
+  readonly headers: IncomingHttpHeaders;
+  /** The TCP peer: the client, or a proxy in front of berth. */
+  readonly peer: string;
+  /** The peer is in trustedProxies. */
+  readonly trusted: boolean;
+  /** https origin clients see, e.g. "https://registry.example.com:8443"; set by the host pass. */
+  publicOrigin: string;
+  /** The client's address as best known (from a trusted chain, or the peer); set by the forwarded pass. */
+  client: string;
+}
+
+export function createContext(
+  settings: ProxySettings,
+  req: { method?: string | undefined; url?: string | undefined; headers: IncomingHttpHeaders; socket: { remoteAddress?: string | undefined } },
+): RequestContext {
+  const peer = req.socket.remoteAddress ?? '';
+  return {
+    settings,
+    method: req.method ?? 'GET',
+    url: req.url ?? '/',
+    headers: req.headers,
+    peer,
+    trusted: settings.trustedProxies.has(peer),
+    publicOrigin: settings.publicOrigin ?? '',
+    client: peer,
+  };
+}
+
+/** A step on the way in: reads and changes the context, throws a ProxyError to answer instead. */
+export type RequestPass = (ctx: RequestContext) => void;

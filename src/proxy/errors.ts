@@ -1,0 +1,81 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+
+/**
+ * The closed catalogue of errors berth answers itself. Each maps to one status and one
+ * registry error code; the message is what a client prints, so it names the cause and
+ * never an internal address or a stack.
+ */
+export const ERRORS = {
+  bad_host: { status: 400, code: 'UNSUPPORTED', message: 'berth: the Host header is not a valid host[:port]' },
+  upstream_unreachable: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry behind this proxy is unreachable' },
+  upstream_reset: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry closed the connection before answering' },
+  upstream_bad_response: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry sent a malformed response' },
+  upstream_timeout: { status: 504, code: 'UNAVAILABLE', message: 'berth: the registry did not answer in time' },
+  upstream_connect_timeout: { status: 504, code: 'UNAVAILABLE', message: 'berth: timed out connecting to the registry' },
+  client_gone: { status: 499, code: 'UNKNOWN', message: 'client closed the connection' },
+  internal: { status: 500, code: 'UNKNOWN', message: 'berth: internal error' },
+} as const;
+
+export type ErrorKind = keyof typeof ERRORS;
+
+export class ProxyError extends Error {
+  readonly status: number;
+  readonly registryCode: string;
+  constructor(
+    readonly kind: ErrorKind,
+    options?: { cause?: unknown; detail?: string },
+  ) {
+    super(options?.detail ? `${ERRORS[kind].message} (${options.detail})` : ERRORS[kind].message, { cause: options?.cause });
+    this.name = 'ProxyError';
+    this.status = ERRORS[kind].status;
+    this.registryCode = ERRORS[kind].code;
+  }
+}
+
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
+const RESET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+/** The one mapping from whatever the transport threw to a catalogued error. */
+export function classify(err: unknown): ProxyError {
+  if (err instanceof ProxyError) return err;
+  const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
+  if (UNREACHABLE.has(code)) return new ProxyError('upstream_unreachable', { cause: err, detail: code });
+  if (RESET.has(code)) return new ProxyError('upstream_reset', { cause: err, detail: code });
+  if (code === 'ETIMEDOUT') return new ProxyError('upstream_connect_timeout', { cause: err });
+  if (code.startsWith('HPE_')) return new ProxyError('upstream_bad_response', { cause: err, detail: code });
+  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.startsWith('ERR_SSL')) {
+    return new ProxyError('upstream_unreachable', { cause: err, detail: code });
+  }
+  return new ProxyError('internal', { cause: err });
+}
+
+/** Registry clients parse errors only under /v2/; elsewhere (Harbor's UI and API) plain text reads better. */
+export function isRegistryPath(url: string | undefined): boolean {
+  return url === '/v2' || (url?.startsWith('/v2/') ?? false) || (url?.startsWith('/v2?') ?? false);
+}
+
+/**
+ * Answers with the error, in the registry's JSON shape under /v2/
+ * (distribution/distribution registry/api/errcode). If the answer has already begun,
+ * the only honest signal left is to close the connection.
+ */
+export function sendError(req: IncomingMessage, res: ServerResponse, error: ProxyError): void {
+  if (res.headersSent || res.destroyed) {
+    res.destroy();
+    return;
+  }
+  const registry = isRegistryPath(req.url);
+  const body = registry
+    ? JSON.stringify({ errors: [{ code: error.registryCode, message: error.message.split(' (')[0], detail: null }] }) + '\n'
+    : error.message.split(' (')[0] + '\n';
+  const headers: Record<string, string | number> = {
+    'content-type': registry ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+  };
+  if (registry) headers['docker-distribution-api-version'] = 'registry/2.0';
+  // The request body may not have been read; closing avoids parsing it as the next request.
+  if (!req.complete) res.shouldKeepAlive = false;
+  res.writeHead(error.status, headers);
+  res.end(req.method === 'HEAD' ? undefined : body);
+}

@@ -1,0 +1,27 @@
+import type { RequestPass } from '../context.js';
+import { FRAMING, connectionTokens, isFixedHopByHop } from '../hopByHop.js';
+
+/**
+ * Removes hop-by-hop headers and Expect, then restates the body's framing for the upstream
+ * hop: Node's parser has already decoded a chunked body, and Node's client re-chunks it
+ * when told `Transfer-Encoding: chunked`. Framing is decided here, from what the parser
+ * saw, so no client-controlled header (e.g. `Connection: content-length`) can make the
+ * upstream read body bytes as a new request.
+ *
+ * Expect: Node answers `100 Continue` itself before the request reaches berth, as nginx
+ * does; forwarding the expectation would make the upstream answer it a second time.
+ */
+export const stripHopByHop: RequestPass = (ctx) => {
+  const headers = ctx.headers;
+  const chunked = headers['transfer-encoding'] !== undefined;
+  const named = connectionTokens(headers.connection);
+  for (const name of Object.keys(headers)) {
+    if (isFixedHopByHop(name) || (named.has(name) && !FRAMING.has(name))) delete headers[name];
+  }
+  delete headers.expect;
+  if (chunked) {
+    // Explicit, because Node's client does not chunk a DELETE or OPTIONS body by default.
+    delete headers['content-length'];
+    headers['transfer-encoding'] = 'chunked';
+  }
+};

@@ -1,0 +1,18 @@
+import type { RequestPass } from '../context.js';
+import { ProxyError } from '../errors.js';
+
+/** An authority as RFC 3986 allows it in Host: reg-name or bracketed IPv6, optional port. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d{1,5})?$/;
+
+/**
+ * Checks the Host header and decides the public origin. Host is forwarded unchanged
+ * (port included): the registry builds upload URLs and Harbor its token realm from it.
+ * Since Host flows into Location headers, anything that is not a plain authority
+ * ("evil.example/x?") is refused before it can.
+ */
+export const checkHost: RequestPass = (ctx) => {
+  const host = ctx.headers.host;
+  if (host === undefined) return; // HTTP/1.0 without Host: nothing to check, nothing to build from
+  if (!HOST.test(host)) throw new ProxyError('bad_host');
+  if (ctx.settings.publicOrigin === undefined) ctx.publicOrigin = `https://${host}`;
+};

@@ -1,0 +1,22 @@
+import type { OriginView } from './origin.js';
+
+/** Response headers as [name, value] pairs, in the upstream's order and case, duplicates kept. */
+export type HeaderPairs = [name: string, value: string][];
+
+export interface ResponseContext extends OriginView {
+  readonly status: number;
+  headers: HeaderPairs;
+}
+
+/** A step on the way out: changes the response headers in the context. */
+export type ResponsePass = (ctx: ResponseContext) => void;
+
+export function pairsFromRaw(raw: readonly string[]): HeaderPairs {
+  const pairs: HeaderPairs = [];
+  for (let i = 0; i + 1 < raw.length; i += 2) pairs.push([raw[i]!, raw[i + 1]!]);
+  return pairs;
+}
+
+export function flattenPairs(pairs: HeaderPairs): string[] {
+  return pairs.flat();
+}

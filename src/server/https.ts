@@ -1,0 +1,66 @@
+import type http from 'node:http';
+import https from 'node:https';
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../config/validate.js';
+import { TLS_PROFILE } from '../tls/profile.js';
+
+export interface HttpsServerOptions {
+  readonly config: Config;
+  readonly cert: string;
+  readonly key: string;
+  readonly logger: Logger;
+  readonly handler: http.RequestListener;
+  readonly awaitingUpstream: WeakSet<Socket>;
+}
+
+/** Answers for parse errors Node reports before a request exists; the connection is closed after. */
+const CLIENT_ERROR_STATUS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
+  ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
+};
+
+/**
+ * The TLS listener. Node's defaults that break registry pushes are replaced
+ * (REGISTRY-NOTES.md, "Node server defaults"): no whole-request timeout, since a 30 GB
+ * push keeps one request open for hours; inactivity limits instead.
+ */
+export function createHttpsServer(options: HttpsServerOptions): https.Server {
+  const { config, logger, awaitingUpstream } = options;
+  const server = https.createServer(
+    {
+      ...TLS_PROFILE,
+      cert: options.cert,
+      key: options.key,
+      requestTimeout: 0,
+      headersTimeout: config.timeouts.headers,
+      keepAliveTimeout: config.timeouts.keepAlive,
+      // Never enable insecureHTTPParser: the strict parser is what keeps smuggled requests out.
+      insecureHTTPParser: false,
+    },
+    options.handler,
+  );
+  server.timeout = config.timeouts.clientIdle;
+  // Called for idle keep-alive connections and stalled requests alike. A request whose
+  // body is complete is waiting on the upstream (e.g. the registry hashing a large blob
+  // before it answers the final PUT): the upstream timeout governs that wait, not this one.
+  server.on('timeout', (socket: Socket) => {
+    if (!awaitingUpstream.has(socket)) socket.destroy();
+  });
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
+    logger.debug({ err: { code: err.code, message: err.message } }, 'client error');
+    // As Node's default does: answer only if no response has started on this connection.
+    const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (socket.writable && (!inFlight || !inFlight.headersSent)) {
+      const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? '400 Bad Request';
+      socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      setTimeout(() => socket.destroy(), 1000).unref();
+    } else {
+      socket.destroy();
+    }
+  });
+  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
+    logger.debug({ err: { code: err.code, message: err.message } }, 'TLS handshake failed');
+  });
+  return server;
+}
