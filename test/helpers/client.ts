@@ -1,0 +1,61 @@
+import https from 'node:https';
+import tls from 'node:tls';
+import type { TestBerth } from './berth.js';
+
+export interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly rawHeaders: readonly string[];
+  readonly body: Buffer;
+}
+
+export interface Ask {
+  readonly method?: string;
+  readonly path: string;
+  readonly headers?: Record<string, string | string[]>;
+  readonly body?: Buffer | string | AsyncIterable<Buffer>;
+}
+
+/** One request to berth over TLS verified against the test CA; a new connection each time. */
+export function ask(tb: TestBerth, q: Ask): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        servername: 'localhost',
+        port: tb.port,
+        method: q.method ?? 'GET',
+        path: q.path,
+        headers: { host: `localhost:${tb.port}`, ...q.headers },
+        ca: tb.pki.ca,
+        agent: false,
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode!, headers: res.headers, rawHeaders: res.rawHeaders, body: Buffer.concat(chunks) }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    const body = q.body;
+    if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
+      req.end(body);
+      return;
+    }
+    void (async () => {
+      for await (const chunk of body) if (!req.write(chunk)) await new Promise((r) => req.once('drain', r));
+      req.end();
+    })().catch(reject);
+  });
+}
+
+/** A raw TLS connection to berth, for requests a well-behaved client would not send. */
+export function connectRaw(tb: TestBerth): Promise<tls.TLSSocket> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', servername: 'localhost', port: tb.port, ca: tb.pki.ca }, () => resolve(socket));
+    socket.once('error', reject);
+  });
+}

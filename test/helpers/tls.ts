@@ -1,0 +1,62 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import selfsigned from 'selfsigned';
+
+/** A CA made for one test, and a server certificate it signs for the loopback names. */
+export interface TestPki {
+  readonly ca: string;
+  readonly cert: string;
+  readonly key: string;
+  /** Files on disk: cert and key for berth, and a directory holding only ca.crt (skopeo's --cert-dir). */
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly caDir: string;
+  readonly caFile: string;
+}
+
+const DAY = 86_400_000;
+
+export async function makeTestPki(names: readonly string[] = ['localhost', '127.0.0.1', '::1']): Promise<TestPki> {
+  const now = Date.now();
+  const ca = await selfsigned.generate([{ name: 'commonName', value: 'berth test CA' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate: new Date(now - 60_000),
+    notAfterDate: new Date(now + 2 * DAY),
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
+    ],
+  });
+  const leaf = await selfsigned.generate([{ name: 'commonName', value: names[0]! }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate: new Date(now - 60_000),
+    notAfterDate: new Date(now + 2 * DAY),
+    ca: { key: ca.private, cert: ca.cert },
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      {
+        name: 'subjectAltName',
+        altNames: names.map((n) => (/^[\d.]+$|:/.test(n) ? { type: 7 as const, ip: n } : { type: 2 as const, value: n })),
+      },
+    ],
+  });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-pki-'));
+  const caDir = path.join(dir, 'ca');
+  fs.mkdirSync(caDir);
+  const files = {
+    certFile: path.join(dir, 'server.crt'),
+    keyFile: path.join(dir, 'server.key'),
+    caFile: path.join(caDir, 'ca.crt'),
+  };
+  fs.writeFileSync(files.certFile, leaf.cert);
+  fs.writeFileSync(files.keyFile, leaf.private, { mode: 0o600 });
+  fs.writeFileSync(files.caFile, ca.cert);
+  return { ca: ca.cert, cert: leaf.cert, key: leaf.private, caDir, ...files };
+}
