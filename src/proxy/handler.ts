@@ -34,7 +34,12 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     });
     res.once('close', () => {
       awaitingUpstream.delete(socket);
-      logger.info(accessLine(req, res, record));
+      // The error that closed the response (client gone, upstream reset) is reported on
+      // the next ticks; log once they have run.
+      setImmediate(() => {
+        if (!res.writableFinished && !record.error) record.error = new ProxyError('client_gone');
+        logger.info(accessLine(req, res, record));
+      });
     });
 
     const ctx = createContext(settings, req);

@@ -9,7 +9,8 @@ import { ProxyError } from './errors.js';
  * keep-alive agent and streams the request body into it with backpressure; everything
  * http-proxy gets wrong for a registry (REGISTRY-NOTES.md) is handled here or in the
  * passes, and never through its options:
- * - path and query go out byte-exact (http-proxy collapses "//" and may re-escape);
+ * - path and query go out byte-exact: http-proxy joins paths with a regex that collapses
+ *   "//", so berth hands it the outgoing options object with `path` fixed to req.url;
  * - only its `stream` pass runs: `XHeaders` appends to client-sent forwarded headers and
  *   `deleteLength` would send a chunked DELETE body behind `Content-Length: 0`;
  * - the response is handled by the caller (`selfHandleResponse`), since its Location
@@ -69,11 +70,10 @@ export function createTransport(options: TransportOptions): Transport {
   const exchanges = new WeakMap<http.IncomingMessage, Exchange>();
 
   proxy.on('proxyReq', (proxyReq, req, res) => {
-    // Byte-exact path and query. Headers are not written before this event: Expect is
-    // removed by the hop-by-hop pass, so http-proxy emits it for every request.
     if (proxyReq.path !== req.url) {
-      if (proxyReq.headersSent) proxyReq.destroy(new ProxyError('internal', { detail: 'path could not be preserved' }));
-      else proxyReq.path = req.url ?? '/';
+      // Unreachable while the fixed path below holds; refuse rather than send a changed URL.
+      proxyReq.destroy(new ProxyError('internal', { detail: 'request path could not be preserved' }));
+      return;
     }
     watchUpstream(proxyReq, options);
     const clientGone = (): void => {
@@ -95,13 +95,23 @@ export function createTransport(options: TransportOptions): Transport {
   return {
     forward(req, res, exchange) {
       exchanges.set(req, exchange);
-      proxy.web(req, res, {}, (err) => exchange.onError(err));
+      proxy.web(req, res, { ssl: exactPath(req.url ?? '/') }, (err) => exchange.onError(err));
     },
     close() {
       agent.destroy();
       proxy.close();
     },
   };
+}
+
+/**
+ * http-proxy builds the upstream request's options on top of `options.ssl` and then sets
+ * `path` from its own join of target and request paths, which collapses "//" and would
+ * turn "http:/" into "http://". A `path` that keeps the request's own value makes the
+ * upstream see the request target byte-for-byte (the registry's `_state` is HMAC-signed).
+ */
+function exactPath(path: string): object {
+  return Object.defineProperty({}, 'path', { enumerable: true, get: () => path, set: () => undefined });
 }
 
 /** Connect timeout, then inactivity timeout, on the upstream socket. */

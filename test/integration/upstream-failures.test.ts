@@ -1,0 +1,103 @@
+import net from 'node:net';
+import type { AddressInfo } from 'node:net';
+import t from 'tap';
+import { startTestBerth } from '../helpers/berth.js';
+import { ask, connectRaw } from '../helpers/client.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+/** A port that was just closed: connecting to it is refused. */
+async function deadPort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+t.test('a dead upstream gives a registry-shaped 502 under /v2/, and berth keeps serving', async (t) => {
+  const tb = await startTestBerth(t, { upstream: `http://127.0.0.1:${await deadPort()}` });
+  for (let i = 0; i < 3; i++) {
+    const answer = await ask(tb, { method: 'GET', path: '/v2/library/app/manifests/latest' });
+    t.equal(answer.status, 502);
+    t.equal(answer.headers['docker-distribution-api-version'], 'registry/2.0');
+    t.match(answer.headers['content-type'], /^application\/json/);
+    const body = JSON.parse(answer.body.toString()) as { errors: { code: string; message: string }[] };
+    t.equal(body.errors[0]!.code, 'UNAVAILABLE');
+    t.match(body.errors[0]!.message, /unreachable/);
+    t.notMatch(body.errors[0]!.message, /127\.0\.0\.1/, 'no internal address reaches the client');
+  }
+  const plain = await ask(tb, { path: '/api/v2.0/ping' });
+  t.equal(plain.status, 502);
+  t.match(plain.headers['content-type'], /^text\/plain/, 'outside /v2/ the error is plain text');
+  t.equal(plain.headers['docker-distribution-api-version'], undefined);
+});
+
+t.test('a dead upstream during an upload: 502, and the body is not left hanging', async (t) => {
+  const tb = await startTestBerth(t, { upstream: `http://127.0.0.1:${await deadPort()}` });
+  const answer = await ask(tb, { method: 'PATCH', path: '/v2/x/blobs/uploads/u', body: Buffer.alloc(256 * 1024) });
+  t.equal(answer.status, 502);
+});
+
+t.test('an upstream that never answers gives 504 after the upstream timeout', async (t) => {
+  const up = await startUpstream(t, (req, res) => {
+    if (req.url === '/v2/') res.end('ok');
+    // otherwise never answer
+  });
+  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.upstreamResponse': '300ms' });
+  const answer = await ask(tb, { path: '/v2/x/manifests/latest' });
+  t.equal(answer.status, 504);
+  t.equal((JSON.parse(answer.body.toString()) as { errors: { code: string }[] }).errors[0]!.code, 'UNAVAILABLE');
+  t.equal((await ask(tb, { path: '/v2/' })).status, 200, 'berth keeps serving');
+});
+
+t.test('the client idle timeout never cuts the wait for the answer to a completed body', async (t) => {
+  // A registry answers the final PUT of a big blob only after re-hashing it.
+  const up = await startUpstream(t, (_req, res) => setTimeout(() => res.writeHead(201).end(), 800));
+  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.clientIdle': '200ms', 'timeouts.upstreamResponse': '5s' });
+  const answer = await ask(tb, { method: 'PUT', path: '/v2/x/blobs/uploads/u?digest=sha256%3Aa', body: 'last chunk' });
+  t.equal(answer.status, 201);
+});
+
+t.test('the client idle timeout cuts a body that stops arriving', async (t) => {
+  const up = await startUpstream(t, (req, res) => {
+    req.on('error', () => undefined);
+    req.resume();
+    req.on('end', () => res.end());
+  }, { streaming: true });
+  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.clientIdle': '300ms' });
+  const socket = await connectRaw(tb);
+  socket.write(`PATCH /v2/x/blobs/uploads/u HTTP/1.1\r\nHost: localhost:${tb.port}\r\nContent-Length: 100\r\n\r\nonly ten b`);
+  await new Promise((resolve) => socket.once('close', resolve));
+  t.pass('berth closed the stalled connection');
+});
+
+t.test('an upstream reset mid-response closes the client connection instead of faking an end', async (t) => {
+  const up = await startUpstream(t, (req, res) => {
+    if (req.url === '/v2/') return void res.end('ok');
+    res.writeHead(200, { 'content-length': '1000000' });
+    res.write(Buffer.alloc(1000));
+    setTimeout(() => res.socket!.destroy(), 50);
+  });
+  const tb = await startTestBerth(t, { upstream: up.url });
+  const outcome = await new Promise<string>((resolve) => {
+    ask(tb, { path: '/v2/x/blobs/sha256:a' }).then(
+      (a) => resolve(`completed with ${a.body.length} bytes`),
+      (err: NodeJS.ErrnoException) => resolve(`failed: ${err.code ?? err.message}`),
+    );
+  });
+  t.match(outcome, /^failed/, `the client sees a cut response (${outcome})`);
+  t.equal((await ask(tb, { path: '/v2/' })).status, 200, 'berth keeps serving');
+});
+
+t.test('garbage instead of HTTP from the upstream gives 502', async (t) => {
+  const garbage = net.createServer((socket) => {
+    socket.on('error', () => undefined);
+    socket.once('data', () => socket.end('SSH-2.0-OpenSSH_9.2\r\nnot http at all\r\n\r\n'));
+  });
+  await new Promise<void>((resolve) => garbage.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => garbage.close());
+  const tb = await startTestBerth(t, { upstream: `http://127.0.0.1:${(garbage.address() as AddressInfo).port}` });
+  const answer = await ask(tb, { path: '/v2/' });
+  t.equal(answer.status, 502);
+  t.equal(answer.headers['docker-distribution-api-version'], 'registry/2.0');
+});
