@@ -1,0 +1,88 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import t from 'tap';
+import { addressSet } from '../../../src/net/cidr.js';
+import { createContext, type ProxySettings } from '../../../src/proxy/context.js';
+import { ProxyError } from '../../../src/proxy/errors.js';
+import { REQUEST_PASSES } from '../../../src/proxy/passes.js';
+import { checkHost } from '../../../src/proxy/request/host.js';
+import { stripHopByHop } from '../../../src/proxy/request/hopByHop.js';
+import { setForwarded } from '../../../src/proxy/request/forwarded.js';
+
+const settings = (trusted: string[] = [], publicOrigin?: string): ProxySettings => ({
+  upstream: new URL('http://127.0.0.1:5000'),
+  publicOrigin,
+  trustedProxies: addressSet(trusted),
+});
+const ctxFor = (headers: IncomingHttpHeaders, peer = '198.51.100.9', s = settings(), method = 'GET') =>
+  createContext(s, { method, url: '/v2/', headers, socket: { remoteAddress: peer } });
+
+t.test('forwarded headers from untrusted and trusted peers', async (t) => {
+  const cases: [name: string, trusted: string[], peer: string, inbound: IncomingHttpHeaders, expected: IncomingHttpHeaders, client: string][] = [
+    ['untrusted, nothing inbound', [], '198.51.100.9', { host: 'r:8443' }, { host: 'r:8443', 'x-forwarded-for': '198.51.100.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'r:8443' }, '198.51.100.9'],
+    [
+      'untrusted, all spoofed',
+      [],
+      '198.51.100.9',
+      { host: 'r', forwarded: 'for=1.2.3.4;proto=http', 'x-forwarded-for': '1.2.3.4', 'x-forwarded-proto': 'http, https', 'x-forwarded-host': 'evil', 'x-forwarded-port': '80', 'x-forwarded-prefix': '/x', 'x-real-ip': '1.2.3.4' },
+      { host: 'r', 'x-forwarded-for': '198.51.100.9', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'r' },
+      '198.51.100.9',
+    ],
+    [
+      'trusted, chain extended, proto and host set once',
+      ['10.0.0.0/8'],
+      '10.0.0.5',
+      { host: 'r', forwarded: 'for=203.0.113.1', 'x-forwarded-for': '203.0.113.1, 10.0.0.7', 'x-forwarded-proto': 'http', 'x-real-ip': '203.0.113.1' },
+      { host: 'r', forwarded: 'for=203.0.113.1', 'x-real-ip': '203.0.113.1', 'x-forwarded-for': '203.0.113.1, 10.0.0.7, 10.0.0.5', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'r' },
+      '203.0.113.1',
+    ],
+    ['trusted IPv4-mapped peer', ['10.0.0.0/8'], '::ffff:10.0.0.5', { host: 'r', 'x-forwarded-for': '192.0.2.4' }, { host: 'r', 'x-forwarded-for': '192.0.2.4, 10.0.0.5', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'r' }, '192.0.2.4'],
+    ['trusted, whole chain trusted', ['10.0.0.0/8'], '10.0.0.5', { host: 'r', 'x-forwarded-for': '10.9.9.9' }, { host: 'r', 'x-forwarded-for': '10.9.9.9, 10.0.0.5', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'r' }, '10.9.9.9'],
+    ['IPv6 peer untrusted', ['10.0.0.0/8'], '2001:db8::1', { host: 'r', 'x-forwarded-for': '1.1.1.1' }, { host: 'r', 'x-forwarded-for': '2001:db8::1', 'x-forwarded-proto': 'https', 'x-forwarded-host': 'r' }, '2001:db8::1'],
+  ];
+  for (const [name, trusted, peer, inbound, expected, client] of cases) {
+    const ctx = ctxFor({ ...inbound }, peer, settings(trusted));
+    setForwarded(ctx);
+    t.same(ctx.headers, expected, name);
+    t.equal(ctx.client, client, `${name}: client`);
+  }
+});
+
+t.test('hop-by-hop removal and framing', async (t) => {
+  const cases: [name: string, method: string, inbound: IncomingHttpHeaders, expected: IncomingHttpHeaders][] = [
+    ['fixed list', 'GET', { host: 'r', connection: 'keep-alive', 'keep-alive': '5', te: 'trailers', trailer: 'x', upgrade: 'h2c', 'proxy-authorization': 'a', 'proxy-connection': 'x' }, { host: 'r' }],
+    ['named by Connection', 'GET', { host: 'r', connection: 'X-Foo, close', 'x-foo': '1', 'x-bar': '2' }, { host: 'r', 'x-bar': '2' }],
+    ['Connection cannot remove framing or Host', 'PUT', { host: 'r', connection: 'content-length, host', 'content-length': '5' }, { host: 'r', 'content-length': '5' }],
+    ['chunked body restated', 'PATCH', { host: 'r', 'transfer-encoding': 'chunked' }, { host: 'r', 'transfer-encoding': 'chunked' }],
+    ['chunked DELETE keeps its framing', 'DELETE', { host: 'r', 'transfer-encoding': 'chunked' }, { host: 'r', 'transfer-encoding': 'chunked' }],
+    ['Expect met here', 'PUT', { host: 'r', expect: '100-continue', 'content-length': '1' }, { host: 'r', 'content-length': '1' }],
+  ];
+  for (const [name, method, inbound, expected] of cases) {
+    const ctx = ctxFor({ ...inbound }, undefined, undefined, method);
+    stripHopByHop(ctx);
+    t.same(ctx.headers, expected, name);
+  }
+});
+
+t.test('Host is checked and decides the public origin', async (t) => {
+  const good = ['registry.example.com', 'registry.example.com:8443', 'localhost:1', '[::1]:8443', '127.0.0.1', 'a_b.internal'];
+  for (const host of good) {
+    const ctx = ctxFor({ host });
+    checkHost(ctx);
+    t.equal(ctx.publicOrigin, `https://${host}`, host);
+  }
+  const bad = ['evil.example/x?', 'a b', 'host:port', 'a@b', '', 'x:123456', '[::1'];
+  for (const host of bad) t.throws(() => checkHost(ctxFor({ host })), ProxyError, JSON.stringify(host));
+  const configured = ctxFor({ host: 'whatever:1' }, undefined, settings([], 'https://reg.example.com'));
+  checkHost(configured);
+  t.equal(configured.publicOrigin, 'https://reg.example.com', 'a configured public origin wins');
+  const noHost = ctxFor({});
+  checkHost(noHost);
+  t.equal(noHost.publicOrigin, '', 'HTTP/1.0 without Host: no origin to build Locations from');
+});
+
+t.test('the passes in order: a Connection-named header cannot remove what berth sets', async (t) => {
+  const ctx = ctxFor({ host: 'r', connection: 'x-forwarded-proto, x-forwarded-for', 'x-forwarded-proto': 'http' });
+  for (const pass of REQUEST_PASSES) pass(ctx);
+  t.equal(ctx.headers['x-forwarded-proto'], 'https');
+  t.equal(ctx.headers['x-forwarded-for'], '198.51.100.9');
+});
