@@ -1,3 +1,4 @@
+import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import https from 'node:https';
@@ -18,7 +19,7 @@ function get(host: string, port: number, ca: string, servername?: string): Promi
   });
 }
 
-async function stop(child: import('node:child_process').ChildProcess): Promise<number | null> {
+async function stop(child: ChildProcess): Promise<number | null> {
   child.kill('SIGTERM');
   const [code] = (await once(child, 'exit')) as [number | null];
   return code;
