@@ -1,0 +1,26 @@
+# berth: a TLS front for Harbor and OCI/Docker registries.
+# A first working image; deploy/ and a hardened variant come later.
+
+FROM node:24-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+FROM node:24-bookworm-slim
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build /app/package.json ./
+COPY --from=build /app/node_modules ./node_modules
+COPY --from=build /app/dist ./dist
+COPY config/berth.example.yaml ./config/
+# The development CA and certificate are written here when no tls.cert is configured.
+RUN mkdir -p /app/certs && chown node:node /app/certs
+VOLUME ["/app/certs"]
+USER node
+EXPOSE 8443
+# berth drains on SIGTERM: it stops accepting and lets requests in flight finish.
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["node", "dist/cli.js"]
