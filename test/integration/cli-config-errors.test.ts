@@ -80,3 +80,12 @@ t.test('--help lists every key with its variable and default', async (t) => {
   t.equal(result.code, 0);
   for (const text of ['--upstream', 'BERTH_TIMEOUTS_UPSTREAM_RESPONSE', 'timeouts.clientIdle', 'default :8443']) t.match(result.stdout, text);
 });
+
+t.test('config/berth.yaml in the working directory is read when present', async (t) => {
+  const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cwd-'));
+  t.teardown(() => fs.rmSync(cwd, { recursive: true, force: true }));
+  fs.mkdirSync(path.join(cwd, 'config'));
+  fs.writeFileSync(path.join(cwd, 'config', 'berth.yaml'), 'log:\n  level: loud\n');
+  assertOneLine(t, await runCli([], { cwd }), /^berth: config error: log\.level: expected one of .* got "loud" \(from config\/berth\.yaml\)$/);
+  assertOneLine(t, await runCli(['--log-level', 'chatty'], { cwd }), /^berth: config error: log\.level: .*"chatty" \(from --log-level\)$/, );
+});
