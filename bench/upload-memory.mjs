@@ -73,7 +73,7 @@ const upstream = http.createServer({ requestTimeout: 0 }, (req, res) => {
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 
 const { ca, cert, key, dir } = await pki();
-const child = spawn(process.execPath, [cli, '--upstream', `http://127.0.0.1:${upstream.address().port}`, '--listen', '127.0.0.1:0', '--cert', cert, '--key', key], { stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, ['--disable-warning=DEP0060', cli, '--upstream', `http://127.0.0.1:${upstream.address().port}`, '--listen', '127.0.0.1:0', '--cert', cert, '--key', key], { stdio: ['ignore', 'pipe', 'inherit'] });
 const port = await new Promise((resolve, reject) => {
   let text = '';
   const onData = (d) => {

@@ -1,4 +1,6 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --disable-warning=DEP0060
+// DEP0060: http-proxy 1.18.1 (unmaintained since 2020) calls util._extend, which Node 22+
+// reports once per process at the first proxied request; nothing else is silenced.
 import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';
 import { ConfigError, warnings } from './config/validate.js';

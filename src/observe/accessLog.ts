@@ -46,5 +46,6 @@ export function accessLine(req: http.IncomingMessage, res: http.ServerResponse, 
   if (uuid) line.uploadUuid = uuid;
   if (!res.writableFinished) line.completed = false;
   if (rec.error) line.error = rec.error.kind;
+  if (rec.error?.detail) line.errorDetail = rec.error.detail;
   return line;
 }

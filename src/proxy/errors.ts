@@ -8,6 +8,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 export const ERRORS = {
   bad_host: { status: 400, code: 'UNSUPPORTED', message: 'berth: the Host header is not a valid host[:port]' },
   upstream_unreachable: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry behind this proxy is unreachable' },
+  upstream_tls: { status: 502, code: 'UNAVAILABLE', message: "berth: the TLS connection to the registry failed (certificate not accepted, or the registry does not speak TLS)" },
   upstream_reset: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry closed the connection before answering' },
   upstream_bad_response: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry sent a malformed response' },
   upstream_timeout: { status: 504, code: 'UNAVAILABLE', message: 'berth: the registry did not answer in time' },
@@ -21,6 +22,10 @@ export type ErrorKind = keyof typeof ERRORS;
 export class ProxyError extends Error {
   readonly status: number;
   readonly registryCode: string;
+  /** What the client is told: the catalogue's message, never the detail. */
+  readonly publicMessage: string;
+  /** For the log only (an errno code, what failed inside). */
+  readonly detail: string | undefined;
   constructor(
     readonly kind: ErrorKind,
     options?: { cause?: unknown; detail?: string },
@@ -29,6 +34,8 @@ export class ProxyError extends Error {
     this.name = 'ProxyError';
     this.status = ERRORS[kind].status;
     this.registryCode = ERRORS[kind].code;
+    this.publicMessage = ERRORS[kind].message;
+    this.detail = options?.detail;
   }
 }
 
@@ -43,10 +50,9 @@ export function classify(err: unknown): ProxyError {
   if (RESET.has(code)) return new ProxyError('upstream_reset', { cause: err, detail: code });
   if (code === 'ETIMEDOUT') return new ProxyError('upstream_connect_timeout', { cause: err });
   if (code.startsWith('HPE_')) return new ProxyError('upstream_bad_response', { cause: err, detail: code });
-  if (code.startsWith('ERR_TLS') || code.includes('CERT') || code.startsWith('ERR_SSL')) {
-    return new ProxyError('upstream_unreachable', { cause: err, detail: code });
-  }
-  return new ProxyError('internal', { cause: err });
+  // OpenSSL's verification codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_HAS_EXPIRED, …) and Node's ERR_TLS_* / ERR_SSL_*.
+  if (/^ERR_TLS_|^ERR_SSL_|CERT|^UNABLE_TO_/.test(code)) return new ProxyError('upstream_tls', { cause: err, detail: code });
+  return new ProxyError('internal', { cause: err, detail: code || (err as Error | undefined)?.message });
 }
 
 /** Registry clients parse errors only under /v2/; elsewhere (Harbor's UI and API) plain text reads better. */
@@ -66,8 +72,8 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: Prox
   }
   const registry = isRegistryPath(req.url);
   const body = registry
-    ? JSON.stringify({ errors: [{ code: error.registryCode, message: error.message.split(' (')[0], detail: null }] }) + '\n'
-    : error.message.split(' (')[0] + '\n';
+    ? JSON.stringify({ errors: [{ code: error.registryCode, message: error.publicMessage, detail: null }] }) + '\n'
+    : error.publicMessage + '\n';
   const headers: Record<string, string | number> = {
     'content-type': registry ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),

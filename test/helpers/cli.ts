@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 
 /** The built entry point; `npm test` builds it first (pretest). */
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
+/** As the shebang, npm start and the image run it. */
+export const NODE_FLAGS = ['--disable-warning=DEP0060'];
 
 export interface Finished {
   readonly code: number | null;
@@ -20,7 +22,7 @@ export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv 
 export function runCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<Finished> {
   if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run npm run build (npm test does)`);
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -32,7 +34,7 @@ export function runCli(args: readonly string[], options: { cwd?: string; env?: R
 /** Starts berth as a child and resolves once it logs that it is serving, with its port. */
 export function startCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ child: ChildProcess; port: number; lines: Record<string, unknown>[] }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
     let buffered = '';
     let stderr = '';

@@ -4,14 +4,14 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { CLI, cleanEnv } from '../helpers/cli.js';
+import { CLI, NODE_FLAGS, cleanEnv } from '../helpers/cli.js';
 import { makeTestPki } from '../helpers/tls.js';
 
 t.test('--log-format pretty prints readable lines, not JSON', async (t) => {
   const pki = await makeTestPki();
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-pretty-'));
   t.teardown(() => fs.rmSync(cwd, { recursive: true, force: true }));
-  const child = spawn(process.execPath, [CLI, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile, '--log-format', 'pretty'], {
+  const child = spawn(process.execPath, [...NODE_FLAGS, CLI, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile, '--log-format', 'pretty'], {
     cwd,
     env: cleanEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
