@@ -16,7 +16,8 @@ export interface ProxySettings {
 export interface RequestContext {
   readonly settings: ProxySettings;
   readonly method: string;
-  readonly url: string;
+  /** The request target in origin-form ("/v2/…?…"), as forwarded; the host pass may change it. */
+  url: string;
   readonly headers: IncomingHttpHeaders;
   /** The TCP peer: the client, or a proxy in front of berth. */
   readonly peer: string;

@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  */
 export const ERRORS = {
   bad_host: { status: 400, code: 'UNSUPPORTED', message: 'berth: the Host header is not a valid host[:port]' },
+  bad_target: { status: 400, code: 'UNSUPPORTED', message: 'berth: the request target must be a path (origin-form) or an absolute http(s) URL' },
   upstream_unreachable: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry behind this proxy is unreachable' },
   upstream_tls: { status: 502, code: 'UNAVAILABLE', message: "berth: the TLS connection to the registry failed (certificate not accepted, or the registry does not speak TLS)" },
   upstream_reset: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry closed the connection before answering' },

@@ -52,6 +52,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       return;
     }
     record.client = ctx.client;
+    req.url = ctx.url; // the transport forwards req.url byte-for-byte
 
     transport.forward(req, res, {
       onResponse(proxyRes) {

@@ -59,3 +59,25 @@ export function connectRaw(tb: TestBerth): Promise<tls.TLSSocket> {
     socket.once('error', reject);
   });
 }
+
+/**
+ * Sends bytes exactly as given over a new TLS connection and resolves with what came
+ * back once `done` says the reply is complete (by default: the end of the first header
+ * section). The socket is closed afterwards.
+ */
+export async function rawExchange(tb: TestBerth, request: string, done: (reply: string) => boolean = (r) => r.includes('\r\n\r\n')): Promise<string> {
+  const socket = await connectRaw(tb);
+  try {
+    return await new Promise<string>((resolve, reject) => {
+      let reply = '';
+      socket.on('data', (d: Buffer) => {
+        reply += d.toString('latin1');
+        if (done(reply)) resolve(reply);
+      });
+      socket.on('close', () => reject(new Error(`connection closed; reply so far: ${JSON.stringify(reply)}`)));
+      socket.write(request);
+    });
+  } finally {
+    socket.destroy();
+  }
+}

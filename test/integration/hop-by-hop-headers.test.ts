@@ -1,6 +1,6 @@
 import t from 'tap';
 import { startTestBerth } from '../helpers/berth.js';
-import { ask, connectRaw } from '../helpers/client.js';
+import { ask, rawExchange } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 t.test('hop-by-hop headers are removed on the way in', async (t) => {
@@ -65,17 +65,12 @@ t.test('hop-by-hop headers are removed on the way out', async (t) => {
 t.test('a Trailer header on a bodiless request does not crash berth (http-party/node-http-proxy#1647)', async (t) => {
   const up = await startUpstream(t, (_req, res) => res.end('ok'));
   const tb = await startTestBerth(t, { upstream: up.url });
-  const socket = await connectRaw(tb);
-  t.teardown(() => socket.destroy());
-  const reply = new Promise<string>((resolve) => {
-    let text = '';
-    socket.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-      if (/\r\n\r\nok$/.test(text)) resolve(text);
-    });
-  });
-  socket.write(`GET /v2/ HTTP/1.1\r\nHost: localhost:${tb.port}\r\nTrailer: X-Checksum\r\nTE: trailers\r\n\r\n`);
-  t.match(await reply, /^HTTP\/1\.1 200 /);
+  const reply = await rawExchange(
+    tb,
+    `GET /v2/ HTTP/1.1\r\nHost: localhost:${tb.port}\r\nTrailer: X-Checksum\r\nTE: trailers\r\n\r\n`,
+    (r) => /\r\n\r\nok$/.test(r),
+  );
+  t.match(reply, /^HTTP\/1\.1 200 /);
   t.equal(up.seen[0]!.headers.trailer, undefined);
   const again = await ask(tb, { path: '/v2/' });
   t.equal(again.status, 200, 'berth keeps serving');

@@ -1,6 +1,6 @@
 import t from 'tap';
 import { startTestBerth } from '../helpers/berth.js';
-import { ask, connectRaw } from '../helpers/client.js';
+import { ask, rawExchange } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 t.test('path and query reach the upstream byte-exact', async (t) => {
@@ -18,19 +18,19 @@ t.test('path and query reach the upstream byte-exact', async (t) => {
   }
 });
 
-t.test('an absolute-form request target is forwarded as sent', async (t) => {
+t.test('an absolute-form request target goes upstream in origin-form, query byte-exact', async (t) => {
   const up = await startUpstream(t, (_req, res) => res.end('ok'));
   const tb = await startTestBerth(t, { upstream: up.url });
-  const socket = await connectRaw(tb);
-  t.teardown(() => socket.destroy());
-  const reply = new Promise<string>((resolve) => {
-    let text = '';
-    socket.on('data', (d: Buffer) => {
-      text += d.toString('latin1');
-      if (text.includes('\r\n\r\n')) resolve(text);
-    });
-  });
-  socket.write(`GET /v2/?a=%2B HTTP/1.1\r\nHost: localhost:${tb.port}\r\n\r\n`);
-  t.match(await reply, /^HTTP\/1\.1 200 /);
-  t.equal(up.seen[0]!.url, '/v2/?a=%2B');
+  const reply = await rawExchange(tb, `GET https://localhost:${tb.port}/v2/?a=%2B&b=%3d HTTP/1.1\r\nHost: ignored.example\r\n\r\n`);
+  t.match(reply, /^HTTP\/1\.1 200 /);
+  t.equal(up.seen[0]!.url, '/v2/?a=%2B&b=%3d');
+  t.equal(up.seen[0]!.headers.host, `localhost:${tb.port}`, 'Host is the URI authority (RFC 9112 §3.2.2)');
+});
+
+t.test('an asterisk-form target is refused', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  const tb = await startTestBerth(t, { upstream: up.url });
+  const reply = await rawExchange(tb, `OPTIONS * HTTP/1.1\r\nHost: localhost:${tb.port}\r\n\r\n`);
+  t.match(reply, /^HTTP\/1\.1 400 /);
+  t.equal(up.seen.length, 0, 'nothing reached the upstream');
 });

@@ -3,6 +3,8 @@ import { ProxyError } from '../errors.js';
 
 /** An authority as RFC 3986 allows it in Host: reg-name or bracketed IPv6, optional port. */
 const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d{1,5})?$/;
+/** absolute-form request target (RFC 9112 §3.2.2): scheme, authority, then the origin-form part. */
+const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([\s\S]*)$/i;
 
 /**
  * Checks the Host header and decides the public origin. Host is forwarded unchanged
@@ -11,6 +13,15 @@ const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d{1,5})?$/;
  * ("evil.example/x?") is refused before it can.
  */
 export const checkHost: RequestPass = (ctx) => {
+  // A server must accept absolute-form and then ignore Host (RFC 9112 §3.2.2). The upstream
+  // gets origin-form with the URI's authority as Host, so both are checked the same way.
+  const absolute = ABSOLUTE_FORM.exec(ctx.url);
+  if (absolute) {
+    ctx.headers.host = absolute[1]!;
+    ctx.url = absolute[2] || '/';
+  } else if (!ctx.url.startsWith('/')) {
+    throw new ProxyError('bad_target');
+  }
   const host = ctx.headers.host;
   if (host === undefined) return; // HTTP/1.0 without Host: nothing to check, nothing to build from
   if (!HOST.test(host)) throw new ProxyError('bad_host');

@@ -75,6 +75,15 @@ t.test('Host is checked and decides the public origin', async (t) => {
   const configured = ctxFor({ host: 'whatever:1' }, undefined, settings([], 'https://reg.example.com'));
   checkHost(configured);
   t.equal(configured.publicOrigin, 'https://reg.example.com', 'a configured public origin wins');
+  const absolute = createContext(settings(), { method: 'GET', url: 'HTTP://Reg.example.com:8443/v2/x?_state=a%2B', headers: { host: 'other' }, socket: {} });
+  checkHost(absolute);
+  t.equal(absolute.url, '/v2/x?_state=a%2B', 'absolute-form becomes origin-form, byte-exact');
+  t.equal(absolute.headers.host, 'Reg.example.com:8443', 'and its authority is the Host');
+  const bareAbsolute = createContext(settings(), { method: 'GET', url: 'http://reg.example.com', headers: {}, socket: {} });
+  checkHost(bareAbsolute);
+  t.equal(bareAbsolute.url, '/');
+  t.throws(() => checkHost(createContext(settings(), { method: 'GET', url: 'http://a b/x', headers: {}, socket: {} })), ProxyError, 'a bad authority in absolute-form');
+  t.throws(() => checkHost(createContext(settings(), { method: 'OPTIONS', url: '*', headers: { host: 'r' }, socket: {} })), ProxyError, 'asterisk-form');
   const noHost = ctxFor({});
   checkHost(noHost);
   t.equal(noHost.publicOrigin, '', 'HTTP/1.0 without Host: no origin to build Locations from');
