@@ -1,13 +1,16 @@
 #!/usr/bin/env -S node --disable-warning=DEP0060
 // DEP0060: http-proxy 1.18.1 (unmaintained since 2020) calls util._extend, which Node 22+
 // reports once per process at the first proxied request; nothing else is silenced.
+import cluster from 'node:cluster';
 import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';
 import { ConfigError, warnings } from './config/validate.js';
 import { loadConfig, parseFlags } from './config/load.js';
 import { createLogger } from './observe/logger.js';
 import { startBerth } from './server/berth.js';
-import { loadTlsMaterial, logTrustInstructions } from './tls/material.js';
+import { runPrimary, runWorker } from './server/cluster.js';
+import { logServing, stopOnSignals } from './server/lifecycle.js';
+import { loadTlsMaterial } from './tls/material.js';
 
 function usage(): string {
   const lines = [
@@ -48,38 +51,14 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   const config = loadConfig(args, process.env);
   const logger = createLogger(config.log);
+  if (cluster.isWorker) return runWorker(config, logger);
   for (const warning of warnings(config)) logger.warn(warning);
+  // Made here, once: workers then reuse the development certificate instead of racing to make it.
   const tls = await loadTlsMaterial(config, logger);
+  if (config.workers > 1) return runPrimary(config, tls, logger);
   const berth = await startBerth(config, tls, logger);
-  const { address, port } = berth.address;
-  logger.info(
-    {
-      listen: `https://${address.includes(':') ? `[${address}]` : address}:${port}`,
-      upstream: config.upstream.origin,
-      publicOrigin: config.publicOrigin?.origin ?? '(from each request\'s Host)',
-      trustedProxies: config.trustedProxies.cidrs,
-    },
-    'berth is serving',
-  );
-  if (tls.devCa) logTrustInstructions(logger, tls.devCa, config.publicOrigin?.host ?? `localhost:${port}`);
-
-  let stopping = false;
-  const stop = (signal: string): void => {
-    if (stopping) {
-      logger.warn({ signal }, 'second signal: closing open connections now');
-      berth.server.closeAllConnections();
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info({ signal }, 'stopping: no new connections; waiting for requests in flight');
-    void berth.close().then(() => {
-      logger.info('stopped');
-      logger.flush();
-      process.exit(0);
-    });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  logServing(logger, config, berth.address, tls);
+  stopOnSignals(berth, logger);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

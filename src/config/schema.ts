@@ -12,7 +12,8 @@ export type Kind =
   | 'cidrList' // list of CIDRs or single addresses
   | 'duration' // "500ms", "60s", "15m", "1h", or a number of seconds; 0 = off where allowed
   | 'logLevel'
-  | 'logFormat';
+  | 'logFormat'
+  | 'workers'; // "auto" (one per CPU) or a whole number from 1
 
 export interface KeySpec {
   /** Dotted path in the YAML file. */
@@ -39,6 +40,13 @@ export const KEYS: readonly KeySpec[] = [
     default: 'http://127.0.0.1:5000',
     flag: 'upstream',
     doc: "The registry's plain-HTTP address (Harbor's HTTP port or the Distribution registry). https:// re-encrypts with the system CAs.",
+  },
+  {
+    path: 'workers',
+    kind: 'workers',
+    default: 'auto',
+    flag: 'workers',
+    doc: 'Processes that serve requests, sharing the listener: "auto" is one per CPU; 1 serves from a single process.',
   },
   {
     path: 'publicOrigin',

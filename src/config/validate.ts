@@ -1,4 +1,5 @@
 import net from 'node:net';
+import os from 'node:os';
 import { addressSet, type AddressSet } from '../net/cidr.js';
 import { KEYS, envName, type KeySpec } from './schema.js';
 
@@ -20,6 +21,8 @@ export interface Config {
     readonly upstreamResponse: number;
   };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
+  /** Serving processes; 1 = no workers. */
+  readonly workers: number;
 }
 
 /** A raw value and where it came from, so an error can say which line to fix. */
@@ -103,6 +106,13 @@ function parsePath(value: unknown): string | undefined {
   throw new Error(`expected a file path, got ${show(value)}`);
 }
 
+export function parseWorkers(value: unknown): number {
+  if (value === 'auto') return os.availableParallelism();
+  const n = typeof value === 'string' && /^\d+$/.test(value.trim()) ? Number(value) : value;
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 256) return n;
+  throw new Error(`expected "auto" or a whole number from 1 to 256, got ${show(value)}`);
+}
+
 function parseKey(spec: KeySpec, value: unknown): unknown {
   switch (spec.kind) {
     case 'listen':
@@ -124,6 +134,8 @@ function parseKey(spec: KeySpec, value: unknown): unknown {
       return parseEnum(value, LOG_LEVELS);
     case 'logFormat':
       return parseEnum(value, LOG_FORMATS);
+    case 'workers':
+      return parseWorkers(value);
   }
 }
 
@@ -199,6 +211,7 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
       upstreamResponse: get<number>('timeouts.upstreamResponse'),
     }),
     log: Object.freeze({ level: get<LogLevel>('log.level'), format: get<LogFormat>('log.format') }),
+    workers: get<number>('workers'),
   });
 }
 

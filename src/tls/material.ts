@@ -11,16 +11,16 @@ export interface TlsMaterial {
   readonly devCa?: string;
 }
 
-/** The configured certificate and key, or the development ones. */
-export async function loadTlsMaterial(config: Config, logger: Logger): Promise<TlsMaterial> {
+/** The configured certificate and key, or the development ones; `logger` hears what was loaded. */
+export async function loadTlsMaterial(config: Config, logger: Logger | undefined): Promise<TlsMaterial> {
   if (config.tls.cert !== undefined && config.tls.key !== undefined) {
     const pair = loadPair(config.tls.cert, config.tls.key);
-    logger.info({ subject: pair.leaf.subject.replace(/\n/g, ', '), names: pair.leaf.subjectAltName, validTo: pair.leaf.validTo }, 'certificate loaded');
+    logger?.info({ subject: pair.leaf.subject.replace(/\n/g, ', '), names: pair.leaf.subjectAltName, validTo: pair.leaf.validTo }, 'certificate loaded');
     return pair;
   }
   const publicHost = config.publicOrigin?.hostname.replace(/^\[(.*)\]$/, '$1');
   const dev = await ensureDevCertificate(config.tls.dir, [os.hostname(), publicHost ?? ''].filter(Boolean));
-  logger.info({ ca: dev.caFile, names: dev.names, action: dev.action }, 'development certificate');
+  logger?.info({ ca: dev.caFile, names: dev.names, action: dev.action }, 'development certificate');
   return { cert: dev.cert, key: dev.key, devCa: dev.caFile };
 }
 

@@ -4,41 +4,44 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import crypto from 'node:crypto';
 import t from 'tap';
-import { startTestBerth } from '../helpers/berth.js';
+import { startCli } from '../helpers/cli.js';
 import { writeOciImage } from '../helpers/oci.js';
 import { REGISTRY_PASSWORD, REGISTRY_USER, e2eTools, startRegistry } from '../helpers/registry.js';
 import { skopeo } from '../helpers/skopeo.js';
+import { makeTestPki } from '../helpers/tls.js';
 
 const tools = e2eTools();
 const MiB = 1 << 20;
 const sha256 = (data: Buffer): string => `sha256:${crypto.createHash('sha256').update(data).digest('hex')}`;
 
 for (const relativeUrls of [false, true]) {
-  t.test(`skopeo pushes and pulls a multi-layer image through berth (relativeurls: ${relativeUrls})`, { skip: tools.ok ? false : `missing ${(tools as { missing: string[] }).missing.join(', ')}` }, async (t) => {
+  t.test(`skopeo pushes and pulls a multi-layer image through berth with workers: auto (relativeurls: ${relativeUrls})`, { skip: tools.ok ? false : `missing ${(tools as { missing: string[] }).missing.join(', ')}` }, async (t) => {
     const registry = await startRegistry(t, { relativeUrls });
-    const tb = await startTestBerth(t, { upstream: registry.url });
-    const host = `localhost:${tb.port}`;
+    const pki = await makeTestPki();
+    const berth = await startCli(['--workers', 'auto', '--upstream', registry.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile]);
+    t.teardown(() => void berth.child.kill('SIGKILL'));
+    const host = `localhost:${berth.port}`;
     const work = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-e2e-'));
     t.teardown(() => fs.rmSync(work, { recursive: true, force: true }));
     const image = writeOciImage(path.join(work, 'src'), [100 * MiB + 12345, 3 * MiB, 4096]);
     const tool = skopeo();
     const repo = `${host}/e2e/image-${process.pid}-${relativeUrls ? 'rel' : 'abs'}`;
 
-    await tool.run(['login', '--authfile', tool.authFile, '--cert-dir', tb.pki.caDir, '-u', REGISTRY_USER, '--password-stdin', host], REGISTRY_PASSWORD);
+    await tool.run(['login', '--authfile', tool.authFile, '--cert-dir', pki.caDir, '-u', REGISTRY_USER, '--password-stdin', host], REGISTRY_PASSWORD);
     await tool.run([
-      'copy', '--policy', tool.policyFile, '--authfile', tool.authFile, '--dest-cert-dir', tb.pki.caDir,
+      'copy', '--policy', tool.policyFile, '--authfile', tool.authFile, '--dest-cert-dir', pki.caDir,
       `oci:${image.dir}:${image.tag}`, `docker://${repo}:v1`,
     ]);
     // skopeo compresses the uncompressed test layers on the fly while pushing, streaming
     // each one as a chunked body of unknown length, like Docker's own client.
     const inspected = JSON.parse(
-      (await tool.run(['inspect', '--authfile', tool.authFile, '--cert-dir', tb.pki.caDir, `docker://${repo}:v1`])).stdout,
+      (await tool.run(['inspect', '--authfile', tool.authFile, '--cert-dir', pki.caDir, `docker://${repo}:v1`])).stdout,
     ) as { Digest: string; Layers: string[] };
     t.equal(inspected.Layers.length, image.layerDigests.length, 'the registry holds every layer');
 
     const back = path.join(work, 'back');
     await tool.run([
-      'copy', '--policy', tool.policyFile, '--authfile', tool.authFile, '--src-cert-dir', tb.pki.caDir,
+      'copy', '--policy', tool.policyFile, '--authfile', tool.authFile, '--src-cert-dir', pki.caDir,
       `docker://${repo}:v1`, `oci:${back}:back`,
     ]);
     const blob = (dir: string, digest: string): Buffer => fs.readFileSync(path.join(dir, 'blobs', 'sha256', digest.replace('sha256:', '')));
@@ -53,9 +56,10 @@ for (const relativeUrls of [false, true]) {
       t.equal(sha256(blob(back, layer.digest)), layer.digest, `layer ${i} blob matches its digest`);
     });
 
-    const requests = tb.logs.filter((l) => l.msg === 'request');
+    const requests = berth.lines.filter((l) => l.msg === 'request');
     t.ok(requests.some((l) => l.method === 'PUT' && l.status === 201 && l.uploadUuid), 'uploads completed through berth');
     t.notOk(requests.some((l) => (l.status as number) >= 500), 'no request failed with a 5xx');
     t.notOk(requests.some((l) => String(l.path).includes('_state=') && !String(l.path).includes('_state=REDACTED')), '_state never logged');
+    t.ok(new Set(requests.map((l) => l.pid)).size > 1 || berth.lines.some((l) => l.msg === 'berth is serving' && l.workers === 1), 'requests were spread over the workers');
   });
 }

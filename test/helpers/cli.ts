@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -31,11 +32,29 @@ export function runCli(args: readonly string[], options: { cwd?: string; env?: R
   });
 }
 
+export interface RunningCli {
+  readonly child: ChildProcess;
+  readonly port: number;
+  /** Every JSON log line so far, from the primary and the workers. */
+  readonly lines: Record<string, unknown>[];
+  /** Resolves with the first log line (written already or later) that matches. */
+  waitForLine(match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+}
+
 /** Starts berth as a child and resolves once it logs that it is serving, with its port. */
-export function startCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<{ child: ChildProcess; port: number; lines: Record<string, unknown>[] }> {
+export function startCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<RunningCli> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
+    const events = new EventEmitter();
+    const waitForLine = async (match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
+      const found = lines.find(match);
+      if (found) return found;
+      for (;;) {
+        const [line] = (await once(events, 'line')) as [Record<string, unknown>];
+        if (match(line)) return line;
+      }
+    };
     let buffered = '';
     let stderr = '';
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -46,7 +65,8 @@ export function startCli(args: readonly string[], options: { cwd?: string; env?:
         const line = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
         buffered = buffered.slice(nl + 1);
         lines.push(line);
-        if (line.msg === 'berth is serving') resolve({ child, port: Number(/:(\d+)$/.exec(String(line.listen))![1]), lines });
+        events.emit('line', line);
+        if (line.msg === 'berth is serving') resolve({ child, port: Number(/:(\d+)$/.exec(String(line.listen))![1]), lines, waitForLine });
       }
     });
     child.once('exit', (code) => reject(new Error(`berth exited with ${code}: ${stderr}`)));

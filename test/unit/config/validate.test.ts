@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import t from 'tap';
 import YAML from 'yaml';
 import { KEYS, envName } from '../../../src/config/schema.js';
@@ -16,6 +17,7 @@ t.test('defaults', async (t) => {
   t.same(config.trustedProxies.cidrs, []);
   t.same(config.timeouts, { headers: 60_000, clientIdle: 600_000, keepAlive: 75_000, upstreamConnect: 10_000, upstreamResponse: 900_000 });
   t.same(config.log, { level: 'info', format: 'json' });
+  t.equal(config.workers, os.availableParallelism(), 'workers: auto is one per CPU');
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.timeouts), 'frozen');
   t.same(warnings(config), [], 'the defaults warrant no warning');
 });
@@ -45,6 +47,9 @@ t.test('bad values name the key, what was expected and where it came from', asyn
     [{ 'log.level': 'verbose' }, /^log\.level: expected one of fatal, error, warn, info, debug, trace, silent, got "verbose"/],
     [{ 'log.format': 'text' }, /^log\.format: expected one of json, pretty/],
     [{ 'tls.cert': '/a.crt' }, /^tls\.key: tls\.cert and tls\.key must be set together$/],
+    [{ workers: 0 }, /^workers: expected "auto" or a whole number from 1 to 256, got 0 \(number\)/],
+    [{ workers: 'many' }, /^workers: expected "auto" or a whole number/],
+    [{ workers: 1.5 }, /^workers: /],
     [{ 'tls.cert': 5, 'tls.key': '/k' }, /^tls\.cert: expected a file path, got 5 \(number\)/],
   ];
   for (const [values, pattern] of cases) {
@@ -69,6 +74,8 @@ t.test('durations and listen addresses', async (t) => {
   t.same(parseListen('[::1]:8443'), { host: '::1', port: 8443 });
   t.same(parseListen('localhost:0'), { host: 'localhost', port: 0 });
   t.same(parseListen(8443), { host: undefined, port: 8443 });
+  t.equal(buildConfig([layer({ workers: '3' })]).workers, 3, 'workers from the environment or a flag');
+  t.equal(buildConfig([layer({ workers: 1 })]).workers, 1);
 });
 
 t.test('YAML: unknown keys and wrong shapes are refused with their path', async (t) => {

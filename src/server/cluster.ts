@@ -1,0 +1,90 @@
+import cluster, { type Worker } from 'node:cluster';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Config } from '../config/validate.js';
+import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
+import { startBerth } from './berth.js';
+import { logServing, stopOnSignals } from './lifecycle.js';
+
+/**
+ * Several processes serving one listener (node:cluster). The primary makes what must
+ * exist once (the development certificate), forks the workers, restarts one that dies,
+ * and relays stop signals; workers serve requests. TLS session ticket keys are shared
+ * among cluster workers by Node itself (tls.createServer, "ticketKeys"), so a session
+ * resumes on whichever worker takes the connection; the workers test proves it.
+ */
+
+interface ListeningMessage {
+  readonly type: 'berth:listening';
+  readonly address: AddressInfo;
+}
+
+function isListening(message: unknown): message is ListeningMessage {
+  return (message as ListeningMessage | undefined)?.type === 'berth:listening';
+}
+
+/** More deaths than this within the window means something is wrong with every worker: give up. */
+const RESTARTS = { max: 5, windowMs: 30_000 };
+
+export function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): void {
+  const deaths: number[] = [];
+  let announced = false;
+  let stopping = false;
+
+  const fork = (): Worker => {
+    const worker = cluster.fork();
+    worker.on('message', (message: unknown) => {
+      if (!isListening(message)) return;
+      listening.add(worker.id);
+      if (!announced && listening.size >= config.workers) {
+        announced = true;
+        logServing(logger, config, message.address, tls);
+      }
+    });
+    return worker;
+  };
+  const listening = new Set<number>();
+
+  cluster.on('exit', (worker, code, signal) => {
+    listening.delete(worker.id);
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        logger.info('stopped');
+        logger.flush();
+        process.exit(code === 0 || code === null ? 0 : 1);
+      }
+      return;
+    }
+    const now = Date.now();
+    deaths.push(now);
+    while (deaths.length && deaths[0]! < now - RESTARTS.windowMs) deaths.shift();
+    if (deaths.length > RESTARTS.max) {
+      logger.fatal({ pid: worker.process.pid, code, signal }, 'workers keep dying; stopping berth');
+      logger.flush();
+      process.exit(1);
+    }
+    logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
+    fork();
+  });
+
+  const relay = (signal: NodeJS.Signals): void => {
+    logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, stopping ? 'second signal: workers close now' : 'stopping: workers drain');
+    stopping = true;
+    // Workers act on SIGTERM only: a Ctrl-C reaches the whole process group, and must
+    // count once, through this relay.
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+  };
+  process.on('SIGTERM', relay);
+  process.on('SIGINT', relay);
+
+  for (let i = 0; i < config.workers; i++) fork();
+}
+
+/** A worker: the same config as the primary (same argv and environment). */
+export async function runWorker(config: Config, logger: Logger): Promise<void> {
+  const tls = await loadTlsMaterial(config, undefined);
+  const berth = await startBerth(config, tls, logger);
+  process.on('SIGINT', () => undefined); // see the primary's relay
+  stopOnSignals(berth, logger, ['SIGTERM']);
+  process.send?.({ type: 'berth:listening', address: berth.address } satisfies ListeningMessage);
+}

@@ -1,0 +1,70 @@
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import tls from 'node:tls';
+import t from 'tap';
+import { startCli } from '../helpers/cli.js';
+import { makeTestPki, type TestPki } from '../helpers/tls.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+/** One request on a new TLS connection; resolves with whether the session was resumed and the session to reuse. */
+function once_(port: number, pki: TestPki, path: string, options: tls.ConnectionOptions): Promise<{ reused: boolean; session: Buffer | undefined; status: string }> {
+  return new Promise((resolve, reject) => {
+    let session: Buffer | undefined;
+    let reply = '';
+    const socket = tls.connect({ host: '127.0.0.1', servername: 'localhost', port, ca: pki.ca, ...options }, () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost:${port}\r\nConnection: close\r\n\r\n`);
+    });
+    socket.on('session', (s: Buffer) => (session ??= s));
+    socket.on('data', (d: Buffer) => (reply += d.toString('latin1')));
+    socket.on('end', () => resolve({ reused: socket.isSessionReused(), session, status: reply.split('\r\n')[0] ?? '' }));
+    socket.on('error', reject);
+  });
+}
+
+async function stop(child: ChildProcess): Promise<number | null> {
+  child.kill('SIGTERM');
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code;
+}
+
+t.test('with workers: 2, both serve, and a TLS session resumes on either', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  const pki = await makeTestPki();
+  const berth = await startCli(['--workers', '2', '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile]);
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  t.match(berth.lines.find((l) => l.msg === 'berth is serving'), { workers: 2 }, 'announced once all workers listen');
+
+  for (const version of ['TLSv1.3', 'TLSv1.2'] as const) {
+    const first = await once_(berth.port, pki, `/v2/${version}/first`, { maxVersion: version });
+    t.equal(first.status, 'HTTP/1.1 200 OK');
+    t.ok(first.session, `${version}: a session to resume`);
+    const resumed: boolean[] = [];
+    for (let i = 0; i < 8; i++) {
+      const next = await once_(berth.port, pki, `/v2/${version}/resume/${i}`, { maxVersion: version, session: first.session });
+      t.equal(next.status, 'HTTP/1.1 200 OK');
+      resumed.push(next.reused);
+    }
+    t.same(resumed, Array(8).fill(true), `${version}: every reconnection resumed the session`);
+    await berth.waitForLine((l) => l.path === `/v2/${version}/resume/7`);
+    const pids = new Set(berth.lines.filter((l) => String(l.path).startsWith(`/v2/${version}/resume/`)).map((l) => l.pid));
+    t.equal(pids.size, 2, `${version}: resumed connections were served by both workers`);
+  }
+
+  const serving = new Set(berth.lines.filter((l) => l.msg === 'request').map((l) => l.pid));
+  t.notOk(serving.has(berth.child.pid), 'the primary serves no requests');
+  t.equal(await stop(berth.child), 0, 'SIGTERM: workers drain, berth exits 0');
+});
+
+t.test('a worker that dies is replaced and berth keeps serving', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  const pki = await makeTestPki();
+  const berth = await startCli(['--workers', '2', '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile]);
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  await once_(berth.port, pki, '/v2/a', {});
+  const victim = (await berth.waitForLine((l) => l.path === '/v2/a')).pid as number;
+  process.kill(victim, 'SIGKILL');
+  const died = await berth.waitForLine((l) => l.msg === 'worker died; starting another');
+  t.equal(died.signal, 'SIGKILL', 'the primary saw the worker die');
+  for (let i = 0; i < 4; i++) t.equal((await once_(berth.port, pki, `/v2/after/${i}`, {})).status, 'HTTP/1.1 200 OK');
+  t.equal(await stop(berth.child), 0);
+});
