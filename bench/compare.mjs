@@ -1,0 +1,346 @@
+#!/usr/bin/env node
+// berth against nginx, side by side, in front of the same fast upstream (bench/upstream.mjs).
+// nginx is configured like Harbor's /v2/ location: buffering off both ways, HTTP/1.1 and
+// keep-alive to the upstream, client_max_body_size 0, one worker per core. Both serve the
+// same ECDSA P-256 certificate with the same TLS suites. Every measurement alternates
+// between the two fronts, round after round, and the report gives medians and
+// berth/nginx ratios, since this machine is shared and noisy.
+//
+// Needs: curl, wrk, openssl and nginx (Debian: apt-get install curl wrk openssl nginx-light),
+// and a build (npm run build). Run: npm run bench:compare
+// Environment: BENCH_ROUNDS (3), BENCH_SIZE_MB (2048), BENCH_SMALL_SIZE_MB (200),
+// BENCH_CONCURRENCY (8), BENCH_SECONDS (10, for wrk and handshakes), BENCH_WORKERS (auto).
+import { execFile, spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import selfsigned from 'selfsigned';
+
+const env = (name, fallback) => Number(process.env[name] ?? fallback);
+const ROUNDS = env('BENCH_ROUNDS', 3);
+const SIZE = env('BENCH_SIZE_MB', 2048) * 2 ** 20;
+const SMALL_SIZE = env('BENCH_SMALL_SIZE_MB', 200) * 2 ** 20;
+const CONCURRENCY = env('BENCH_CONCURRENCY', 8);
+const SECONDS = env('BENCH_SECONDS', 10);
+const WORKERS = process.env.BENCH_WORKERS ?? 'auto';
+const CORES = os.availableParallelism();
+const here = path.dirname(fileURLToPath(import.meta.url));
+const cli = path.join(here, '..', 'dist', 'cli.js');
+const TICK = Number(spawnSync('getconf', ['CLK_TCK']).stdout.toString().trim() || 100);
+
+for (const tool of ['curl', 'wrk', 'openssl', 'nginx']) {
+  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
+    console.error(`bench: ${tool} is missing (Debian: apt-get install curl wrk openssl nginx-light)`);
+    process.exit(2);
+  }
+}
+if (!fs.existsSync(cli)) {
+  console.error('bench: dist/cli.js is missing; run npm run build');
+  process.exit(2);
+}
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-compare-'));
+const children = [];
+process.on('exit', () => {
+  for (const child of children) child.kill('SIGKILL');
+  fs.rmSync(work, { recursive: true, force: true });
+});
+
+// ---- certificates: one CA, one ECDSA P-256 server certificate for localhost
+const now = Date.now();
+const base = { keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate: new Date(now - 60_000), notAfterDate: new Date(now + 86_400_000) };
+const ca = await selfsigned.generate([{ name: 'commonName', value: 'bench CA' }], {
+  ...base,
+  extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
+});
+const leaf = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
+  ...base,
+  ca: { key: ca.private, cert: ca.cert },
+  extensions: [
+    { name: 'basicConstraints', cA: false },
+    { name: 'keyUsage', digitalSignature: true },
+    { name: 'extKeyUsage', serverAuth: true },
+    { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] },
+  ],
+});
+const files = { ca: path.join(work, 'ca.crt'), cert: path.join(work, 'server.crt'), key: path.join(work, 'server.key') };
+fs.writeFileSync(files.ca, ca.cert);
+fs.writeFileSync(files.cert, leaf.cert);
+fs.writeFileSync(files.key, leaf.private, { mode: 0o600 });
+
+// ---- bodies: sparse files, read from the page cache
+const bodies = { big: path.join(work, 'big.bin'), small: path.join(work, 'small.bin') };
+fs.writeFileSync(bodies.big, '');
+fs.truncateSync(bodies.big, SIZE);
+fs.writeFileSync(bodies.small, '');
+fs.truncateSync(bodies.small, SMALL_SIZE);
+
+// ---- processes
+function firstLine(child) {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', function onData(d) {
+      text += d;
+      const nl = text.indexOf('\n');
+      if (nl >= 0) {
+        child.stdout.off('data', onData);
+        child.stdout.resume();
+        resolve(text.slice(0, nl));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited with ${code}`)));
+  });
+}
+
+const upstream = spawn(process.execPath, [path.join(here, 'upstream.mjs')], { stdio: ['ignore', 'pipe', 'inherit'] });
+children.push(upstream);
+const upstreamPort = JSON.parse(await firstLine(upstream)).port;
+
+async function startBerth() {
+  const child = spawn(
+    process.execPath,
+    ['--disable-warning=DEP0060', cli, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', WORKERS],
+    { stdio: ['ignore', 'pipe', 'inherit'], cwd: work },
+  );
+  children.push(child);
+  const port = await new Promise((resolve, reject) => {
+    let text = '';
+    child.stdout.on('data', function onData(d) {
+      text += d;
+      const match = /"listen":"https:\/\/127\.0\.0\.1:(\d+)"/.exec(text);
+      if (match) {
+        child.stdout.off('data', onData);
+        child.stdout.resume(); // access lines are written and dropped, as nginx's go to a file
+        resolve(Number(match[1]));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`berth exited with ${code}`)));
+  });
+  return { name: 'berth', port, pid: child.pid };
+}
+
+async function startNginx() {
+  const port = await freePort();
+  const conf = path.join(work, 'nginx.conf');
+  const ciphers = 'ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305';
+  fs.writeFileSync(
+    conf,
+    `${process.getuid?.() === 0 ? 'user root;' : ''}
+worker_processes ${CORES};
+daemon off;
+pid ${work}/nginx.pid;
+error_log ${work}/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+  access_log ${work}/nginx-access.log;
+  client_body_temp_path ${work}/nginx-body;
+  proxy_temp_path ${work}/nginx-proxy;
+  fastcgi_temp_path ${work}/nginx-fastcgi;
+  uwsgi_temp_path ${work}/nginx-uwsgi;
+  scgi_temp_path ${work}/nginx-scgi;
+  upstream registry { server 127.0.0.1:${upstreamPort}; keepalive 64; }
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${files.cert};
+    ssl_certificate_key ${files.key};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    ssl_ciphers ${ciphers};
+    ssl_ecdh_curve X25519:prime256v1:secp384r1;
+    ssl_prefer_server_ciphers off;
+    client_max_body_size 0;
+    chunked_transfer_encoding on;
+    location /v2/ {
+      proxy_pass http://registry/v2/;
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Real-IP $remote_addr;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_buffering off;
+      proxy_request_buffering off;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+`,
+  );
+  const child = spawn('nginx', ['-c', conf, '-p', work], { stdio: ['ignore', 'ignore', 'inherit'] });
+  children.push(child);
+  for (let i = 0; i < 100; i++) {
+    if (spawnSync('curl', ['-sS', '-o', '/dev/null', '--cacert', files.ca, `https://localhost:${port}/v2/`]).status === 0) break;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return { name: 'nginx', port, pid: child.pid };
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const server = net.createServer();
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+// ---- process accounting: a front is its main process and its children
+function processTree(root) {
+  const pids = [root];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (ppid === root) pids.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return pids;
+}
+function cpuSeconds(pids) {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks / TICK;
+}
+function rss(pid) {
+  try {
+    return Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+  } catch {
+    return 0;
+  }
+}
+
+/** Runs fn while sampling the front's memory: total over its processes, and the largest one. */
+async function observed(front, fn) {
+  const pids = processTree(front.pid);
+  let total = 0;
+  let largest = 0;
+  const sample = () => {
+    const each = pids.map(rss);
+    total = Math.max(total, each.reduce((a, b) => a + b, 0));
+    largest = Math.max(largest, ...each);
+  };
+  const timer = setInterval(sample, 50);
+  const cpu0 = cpuSeconds(pids);
+  const t0 = process.hrtime.bigint();
+  const result = await fn();
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  clearInterval(timer);
+  sample();
+  return { result, seconds, cpu: cpuSeconds(pids) - cpu0, total, largest };
+}
+
+function run(cmd, args) {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { maxBuffer: 16 << 20 }, (err, stdout, stderr) => (err ? reject(new Error(`${cmd} ${args.join(' ')}: ${stderr || err.message}`)) : resolve(stdout)));
+  });
+}
+
+const curlTls = ['-sS', '--fail', '--cacert', files.ca, '-o', '/dev/null'];
+const upload = (front, file, i) =>
+  run('curl', [...curlTls, '-w', '%{size_upload}', '-T', file, `https://localhost:${front.port}/v2/bench/blobs/uploads/u${i}?_state=s%3D&digest=sha256%3A0`]);
+const download = (front, size) => run('curl', [...curlTls, '-w', '%{size_download}', `https://localhost:${front.port}/v2/bench/blobs/${size}`]);
+
+async function transfer(front, kind, count, size) {
+  const file = size === SIZE ? bodies.big : bodies.small;
+  const o = await observed(front, () => Promise.all(Array.from({ length: count }, (_, i) => (kind === 'upload' ? upload(front, file, i) : download(front, size)))));
+  const bytes = o.result.reduce((a, b) => a + Number(b), 0);
+  if (bytes !== count * size) throw new Error(`${front.name} ${kind}: moved ${bytes} of ${count * size} bytes`);
+  return { mbps: bytes / 1e6 / o.seconds, cpuPerGB: o.cpu / (bytes / 1e9), total: o.total, largest: o.largest };
+}
+
+async function small(front) {
+  const out = await run('wrk', ['-t2', '-c64', `-d${SECONDS}s`, '--latency', `https://localhost:${front.port}/v2/`]);
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)[1]);
+  const [, value, unit] = /99%\s+([\d.]+)(us|ms|s)/.exec(out);
+  const p99ms = Number(value) * { us: 0.001, ms: 1, s: 1000 }[unit];
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(out);
+  if (errors) throw new Error(`${front.name}: ${errors[1]} failed small requests`);
+  return { rps, p99ms };
+}
+
+async function handshakes(front) {
+  // Full handshakes (no resumption), two clients at once so both fronts can use both cores.
+  const once = () => run('openssl', ['s_time', '-connect', `127.0.0.1:${front.port}`, '-new', '-time', String(SECONDS), '-CAfile', files.ca]);
+  const outs = await Promise.all([once(), once()]);
+  return outs.reduce((sum, out) => {
+    const m = /(\d+) connections in ([\d.]+) real seconds/.exec(out);
+    return sum + Number(m[1]) / Number(m[2]);
+  }, 0);
+}
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+const fronts = [await startBerth(), await startNginx()];
+console.log(`bench: ${ROUNDS} rounds, ${SIZE / 2 ** 20} MiB bodies, ${CONCURRENCY} concurrent, ${CORES} cores, berth workers ${WORKERS}, nginx ${CORES} workers`);
+
+const results = { berth: [], nginx: [] };
+for (let round = 1; round <= ROUNDS; round++) {
+  // Alternate which front goes first, so neither always gets the warmer machine.
+  const order = round % 2 ? fronts : [...fronts].reverse();
+  for (const front of order) {
+    const r = {};
+    r.upload = await transfer(front, 'upload', 1, SIZE);
+    r.download = await transfer(front, 'download', 1, SIZE);
+    r.uploadN = await transfer(front, 'upload', CONCURRENCY, SIZE);
+    r.downloadN = await transfer(front, 'download', CONCURRENCY, SIZE);
+    r.uploadNSmall = await transfer(front, 'upload', CONCURRENCY, SMALL_SIZE);
+    r.small = await small(front);
+    r.handshakes = await handshakes(front);
+    results[front.name].push(r);
+    console.log(`round ${round} ${front.name}: upload ${r.upload.mbps.toFixed(0)} MB/s, download ${r.download.mbps.toFixed(0)} MB/s, ${r.small.rps.toFixed(0)} req/s, ${r.handshakes.toFixed(0)} handshakes/s`);
+  }
+}
+
+const MiB = 2 ** 20;
+const rows = [
+  ['single upload MB/s', (r) => r.upload.mbps, 'higher', 1.0],
+  ['single download MB/s', (r) => r.download.mbps, 'higher', 1.0],
+  [`${CONCURRENCY} concurrent uploads MB/s`, (r) => r.uploadN.mbps, 'higher', 1.0],
+  [`${CONCURRENCY} concurrent downloads MB/s`, (r) => r.downloadN.mbps, 'higher', 1.0],
+  ['proxy CPU s per GB uploaded', (r) => r.upload.cpuPerGB, 'lower', 1.2],
+  [`peak RSS, all processes, ${CONCURRENCY} uploads (MiB)`, (r) => r.uploadN.total / MiB, 'info', null],
+  [`peak RSS, largest process, ${CONCURRENCY} uploads (MiB)`, (r) => r.uploadN.largest / MiB, 'info', null],
+  ['small GETs req/s (64 conns, keep-alive)', (r) => r.small.rps, 'higher', 0.8],
+  ['small GETs p99 latency ms', (r) => r.small.p99ms, 'lower', 1.5],
+  ['full TLS handshakes/s', (r) => r.handshakes, 'higher', 0.6],
+];
+console.log('');
+console.log('| measure | berth | nginx | berth/nginx | target |');
+console.log('| --- | ---: | ---: | ---: | --- |');
+let missed = 0;
+for (const [name, pick, better, bound] of rows) {
+  const b = median(results.berth.map(pick));
+  const n = median(results.nginx.map(pick));
+  const ratio = b / n;
+  let target = '';
+  if (bound !== null) {
+    const met = better === 'higher' ? ratio >= bound : ratio <= bound;
+    if (!met) missed++;
+    target = `${better === 'higher' ? '≥' : '≤'} ${bound} ${met ? 'met' : 'NOT met'}`;
+  }
+  console.log(`| ${name} | ${b.toFixed(b < 10 ? 2 : 0)} | ${n.toFixed(n < 10 ? 2 : 0)} | ${ratio.toFixed(2)} | ${target} |`);
+}
+const largest = median(results.berth.map((r) => r.uploadN.largest / MiB));
+const largestSmall = median(results.berth.map((r) => r.uploadNSmall.largest / MiB));
+const flat = largest < 100 && Math.abs(largest - largestSmall) <= 10;
+if (!flat) missed++;
+console.log(
+  `| berth largest process, ${CONCURRENCY}×${SIZE / MiB} MiB vs ${CONCURRENCY}×${SMALL_SIZE / MiB} MiB uploads (MiB) | ${largest.toFixed(0)} | ${largestSmall.toFixed(0)} | | < 100 and within 10: ${flat ? 'met' : 'NOT met'} |`,
+);
+console.log('');
+console.log(missed === 0 ? 'every target met' : `${missed} target(s) not met`);
+process.exit(missed === 0 ? 0 : 1);
