@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import { accessLine, type Exchanged } from '../observe/accessLog.js';
-import { createContext, type ProxySettings } from './context.js';
+import { createContext, type ProxySettings, type RequestContext } from './context.js';
 import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
 import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/headers.js';
@@ -21,29 +21,9 @@ export interface HandlerDeps {
 
 /** Runs the passes in order for one request and streams it through the transport. */
 export function createHandler(deps: HandlerDeps): http.RequestListener {
-  const { settings, transport, logger, awaitingUpstream } = deps;
-
   return (req, res) => {
-    const record: Exchanged = { started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, client: '', error: undefined };
-    const socket = req.socket;
-    // Per request, since Node resets the socket timeout to 0 after a keep-alive wait.
-    socket.setTimeout(deps.clientIdle);
-    req.on('data', (chunk: Buffer) => (record.bytesIn += chunk.length));
-    req.once('end', () => {
-      if (!res.headersSent) awaitingUpstream.add(socket);
-    });
-    res.once('close', () => {
-      awaitingUpstream.delete(socket);
-      // The error that closed the response (client gone, upstream reset) is reported on
-      // the next ticks; log once they have run.
-      setImmediate(() => {
-        if (!res.writableFinished && !record.error) record.error = new ProxyError('client_gone');
-        logger.info(accessLine(req, res, record));
-      });
-    });
-
-    const ctx = createContext(settings, req);
-    record.client = ctx.client;
+    const ctx = createContext(deps.settings, req);
+    const record = track(req, res, ctx, deps);
     try {
       for (const pass of REQUEST_PASSES) pass(ctx);
     } catch (err) {
@@ -51,39 +31,62 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       sendError(req, res, record.error);
       return;
     }
-    record.client = ctx.client;
     req.url = ctx.url; // the transport forwards req.url byte-for-byte
-
-    transport.forward(req, res, {
-      onResponse(proxyRes) {
-        awaitingUpstream.delete(socket);
-        const out: ResponseContext = {
-          status: proxyRes.statusCode ?? 502,
-          headers: pairsFromRaw(proxyRes.rawHeaders),
-          upstream: settings.upstream,
-          publicOrigin: ctx.publicOrigin,
-        };
-        for (const pass of RESPONSE_PASSES) pass(out);
-        proxyRes.on('data', (chunk: Buffer) => (record.bytesOut += chunk.length));
-        res.writeHead(out.status, proxyRes.statusMessage, flattenPairs(out.headers));
-        pipeline(proxyRes, res, (err) => {
-          // A failure after the headers went out can only be signalled by closing the
-          // connection, which pipeline has done; the upstream socket is destroyed with proxyRes.
-          if (err && !record.error) record.error = res.writableFinished ? undefined : classifyMidStream(err, res);
-        });
-      },
-      onError(err) {
-        awaitingUpstream.delete(socket);
-        const error = classify(err);
-        if (res.writableFinished) return; // the answer was complete; a late upstream error changes nothing
-        record.error = socket.destroyed ? new ProxyError('client_gone', { cause: err }) : error;
-        if (record.error.kind === 'client_gone') return;
-        sendError(req, res, record.error);
-      },
+    deps.transport.forward(req, res, {
+      onResponse: (proxyRes) => relayResponse(proxyRes, res, ctx, record, deps),
+      onError: (err) => answerError(err, req, res, record, deps),
     });
   };
 }
 
-function classifyMidStream(err: Error, res: http.ServerResponse): ProxyError {
-  return res.socket === null || res.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
+/** Timeouts, byte counts and the access line for one request. */
+function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, deps: HandlerDeps): Exchanged {
+  const record: Exchanged = { started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, client: ctx.client, error: undefined };
+  const socket = req.socket;
+  // Per request, since Node resets the socket timeout to 0 after a keep-alive wait.
+  socket.setTimeout(deps.clientIdle);
+  req.on('data', (chunk: Buffer) => (record.bytesIn += chunk.length));
+  req.once('end', () => {
+    if (!res.headersSent) deps.awaitingUpstream.add(socket);
+  });
+  res.once('close', () => {
+    deps.awaitingUpstream.delete(socket);
+    // The error that closed the response (client gone, upstream reset) is reported on
+    // the next ticks; log once they have run.
+    setImmediate(() => {
+      if (!res.writableFinished && !record.error) record.error = new ProxyError('client_gone');
+      record.client = ctx.client;
+      deps.logger.info(accessLine(req, res, record));
+    });
+  });
+  return record;
+}
+
+/** The upstream answered: run the response passes and stream the body to the client. */
+function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
+  deps.awaitingUpstream.delete(res.socket as Socket);
+  const out: ResponseContext = {
+    status: proxyRes.statusCode ?? 502,
+    headers: pairsFromRaw(proxyRes.rawHeaders),
+    upstream: deps.settings.upstream,
+    publicOrigin: ctx.publicOrigin,
+  };
+  for (const pass of RESPONSE_PASSES) pass(out);
+  proxyRes.on('data', (chunk: Buffer) => (record.bytesOut += chunk.length));
+  res.writeHead(out.status, proxyRes.statusMessage, flattenPairs(out.headers));
+  pipeline(proxyRes, res, (err) => {
+    // A failure after the headers went out can only be signalled by closing the
+    // connection, which pipeline has done; the upstream socket is destroyed with proxyRes.
+    if (err && !record.error && !res.writableFinished) {
+      record.error = res.socket === null || res.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
+    }
+  });
+}
+
+/** The upstream request failed: answer with the mapped error, unless the client is gone or was answered. */
+function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerResponse, record: Exchanged, deps: HandlerDeps): void {
+  deps.awaitingUpstream.delete(req.socket);
+  if (res.writableFinished) return; // the answer was complete; a late upstream error changes nothing
+  record.error = req.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
+  if (record.error.kind !== 'client_gone') sendError(req, res, record.error);
 }
