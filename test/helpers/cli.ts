@@ -72,3 +72,10 @@ export function startCli(args: readonly string[], options: { cwd?: string; env?:
     child.once('exit', (code) => reject(new Error(`berth exited with ${code}: ${stderr}`)));
   });
 }
+
+/** Sends SIGTERM and resolves with the exit code once the process has exited. */
+export async function stopCli(child: ChildProcess): Promise<number | null> {
+  child.kill('SIGTERM');
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return code;
+}

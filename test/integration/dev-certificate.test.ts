@@ -1,11 +1,9 @@
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import fs from 'node:fs';
 import https from 'node:https';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
-import { startCli } from '../helpers/cli.js';
+import { startCli, stopCli } from '../helpers/cli.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 function get(host: string, port: number, ca: string, servername?: string): Promise<number> {
@@ -19,11 +17,6 @@ function get(host: string, port: number, ca: string, servername?: string): Promi
   });
 }
 
-async function stop(child: ChildProcess): Promise<number | null> {
-  child.kill('SIGTERM');
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return code;
-}
 
 t.test('with no certificate configured, a development CA is made, kept and trusted by clients', async (t) => {
   const up = await startUpstream(t, (_req, res) => res.end('ok'));
@@ -41,13 +34,13 @@ t.test('with no certificate configured, a development CA is made, kept and trust
   t.match(trust.docker, `/etc/docker/certs.d/localhost:${first.port}/ca.crt`);
   t.match(trust.curl, `--cacert ${caFile}`);
   t.match(trust.skopeo, /--cert-dir/);
-  t.equal(await stop(first.child), 0, 'SIGTERM: exit 0');
+  t.equal(await stopCli(first.child), 0, 'SIGTERM: exit 0');
 
   const second = await startCli(['--upstream', up.url, '--listen', '127.0.0.1:0'], { cwd });
   t.equal(fs.readFileSync(caFile, 'utf8'), ca, 'the CA survives a restart');
   t.match(second.lines.find((l) => l.msg === 'development certificate'), { action: 'reused' });
   t.equal(await get('localhost', second.port, ca), 200, 'clients that trusted the CA still connect');
-  await stop(second.child);
+  await stopCli(second.child);
 
   const third = await startCli(['--upstream', up.url, '--listen', '127.0.0.1:0', '--public-origin', 'https://registry.test'], { cwd });
   t.equal(fs.readFileSync(caFile, 'utf8'), ca, 'a new public host renews the certificate under the same CA');
@@ -55,5 +48,5 @@ t.test('with no certificate configured, a development CA is made, kept and trust
   t.match(line, { action: 'renewed' });
   t.ok((line.names as string[]).includes('registry.test'), 'the certificate names the public host');
   t.equal(await get('127.0.0.1', third.port, ca, 'registry.test'), 200, 'verified for the public host');
-  await stop(third.child);
+  await stopCli(third.child);
 });

@@ -1,9 +1,7 @@
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
-import { startCli } from '../helpers/cli.js';
+import { startCli, stopCli } from '../helpers/cli.js';
 import { makeTestPki } from '../helpers/tls.js';
 
 function get(port: number, ca: string): Promise<{ status: number; body: string }> {
@@ -18,10 +16,6 @@ function get(port: number, ca: string): Promise<{ status: number; body: string }
   });
 }
 
-async function stop(child: ChildProcess): Promise<void> {
-  child.kill('SIGTERM');
-  await once(child, 'exit');
-}
 
 t.test('an https upstream is verified: a private CA must be trusted (NODE_EXTRA_CA_CERTS), else 502', async (t) => {
   const front = await makeTestPki();
@@ -36,11 +30,11 @@ t.test('an https upstream is verified: a private CA must be trusted (NODE_EXTRA_
   const refused = await get(untrusted.port, front.ca);
   t.equal(refused.status, 502, 'an upstream certificate from an unknown CA is refused');
   t.match(refused.body, /TLS connection to the registry failed/);
-  await stop(untrusted.child);
+  await stopCli(untrusted.child);
 
   const trusted = await startCli(args, { env: { NODE_EXTRA_CA_CERTS: back.caFile } });
   const ok = await get(trusted.port, front.ca);
   t.equal(ok.status, 200, 're-encrypted to an upstream whose CA is trusted');
   t.equal(ok.body, 'secure https');
-  await stop(trusted.child);
+  await stopCli(trusted.child);
 });

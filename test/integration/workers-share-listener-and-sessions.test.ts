@@ -1,8 +1,6 @@
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import tls from 'node:tls';
 import t from 'tap';
-import { startCli } from '../helpers/cli.js';
+import { startCli, stopCli } from '../helpers/cli.js';
 import { makeTestPki, type TestPki } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -21,11 +19,6 @@ function once_(port: number, pki: TestPki, path: string, options: tls.Connection
   });
 }
 
-async function stop(child: ChildProcess): Promise<number | null> {
-  child.kill('SIGTERM');
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return code;
-}
 
 t.test('with workers: 2, both serve, and a TLS session resumes on either', async (t) => {
   const up = await startUpstream(t, (_req, res) => res.end('ok'));
@@ -52,7 +45,7 @@ t.test('with workers: 2, both serve, and a TLS session resumes on either', async
 
   const serving = new Set(berth.lines.filter((l) => l.msg === 'request').map((l) => l.pid));
   t.notOk(serving.has(berth.child.pid), 'the primary serves no requests');
-  t.equal(await stop(berth.child), 0, 'SIGTERM: workers drain, berth exits 0');
+  t.equal(await stopCli(berth.child), 0, 'SIGTERM: workers drain, berth exits 0');
 });
 
 t.test('a worker that dies is replaced and berth keeps serving', async (t) => {
@@ -66,5 +59,5 @@ t.test('a worker that dies is replaced and berth keeps serving', async (t) => {
   const died = await berth.waitForLine((l) => l.msg === 'worker died; starting another');
   t.equal(died.signal, 'SIGKILL', 'the primary saw the worker die');
   for (let i = 0; i < 4; i++) t.equal((await once_(berth.port, pki, `/v2/after/${i}`, {})).status, 'HTTP/1.1 200 OK');
-  t.equal(await stop(berth.child), 0);
+  t.equal(await stopCli(berth.child), 0);
 });
