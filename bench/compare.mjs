@@ -47,6 +47,8 @@ process.on('exit', () => {
   for (const child of children) child.kill('SIGKILL');
   fs.rmSync(work, { recursive: true, force: true });
 });
+// A signal would otherwise end this process without 'exit', leaving berth and nginx running.
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 
 // ---- certificates: one CA, one ECDSA P-256 server certificate for localhost
 const now = Date.now();

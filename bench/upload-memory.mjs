@@ -74,6 +74,8 @@ await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 
 const { ca, cert, key, dir } = await pki();
 const child = spawn(process.execPath, ['--disable-warning=DEP0060', cli, '--upstream', `http://127.0.0.1:${upstream.address().port}`, '--listen', '127.0.0.1:0', '--cert', cert, '--key', key], { stdio: ['ignore', 'pipe', 'inherit'] });
+process.on('exit', () => child.kill('SIGKILL'));
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 const port = await new Promise((resolve, reject) => {
   let text = '';
   const onData = (d) => {
