@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { startBerth } from './berth.js';
-import { logServing, stopOnSignals } from './lifecycle.js';
+import { exitAfterFlush, logServing, stopOnSignals } from './lifecycle.js';
 
 /**
  * Several processes serving one listener (node:cluster). The primary makes what must
@@ -50,8 +50,7 @@ export function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): vo
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         logger.info('stopped');
-        logger.flush();
-        process.exit(code === 0 || code === null ? 0 : 1);
+        exitAfterFlush(logger, code === 0 || code === null ? 0 : 1);
       }
       return;
     }
@@ -60,8 +59,8 @@ export function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): vo
     while (deaths.length && deaths[0]! < now - RESTARTS.windowMs) deaths.shift();
     if (deaths.length > RESTARTS.max) {
       logger.fatal({ pid: worker.process.pid, code, signal }, 'workers keep dying; stopping berth');
-      logger.flush();
-      process.exit(1);
+      exitAfterFlush(logger, 1);
+      return;
     }
     logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
     fork();

@@ -20,6 +20,12 @@ export function logServing(logger: Logger, config: Config, address: AddressInfo,
   if (tls.devCa) logTrustInstructions(logger, tls.devCa, config.publicOrigin?.host ?? `localhost:${address.port}`);
 }
 
+/** Exits once the log lines written so far are out, or after a second if stdout is stalled. */
+export function exitAfterFlush(logger: Logger, code: number): void {
+  setTimeout(() => process.exit(code), 1000);
+  logger.flush(() => process.exit(code));
+}
+
 /**
  * SIGTERM or SIGINT: stop accepting, close idle connections, let requests in flight
  * finish, exit 0. A second signal closes what is left and exits 1.
@@ -30,15 +36,14 @@ export function stopOnSignals(berth: Berth, logger: Logger, signals: readonly No
     if (stopping) {
       logger.warn({ signal }, 'second signal: closing open connections now');
       berth.server.closeAllConnections();
-      logger.flush();
-      process.exit(1);
+      exitAfterFlush(logger, 1);
+      return;
     }
     stopping = true;
     logger.info({ signal }, 'stopping: no new connections; waiting for requests in flight');
     void berth.close().then(() => {
       logger.info('stopped');
-      logger.flush();
-      process.exit(0);
+      exitAfterFlush(logger, 0);
     });
   };
   for (const signal of signals) process.on(signal, stop);
