@@ -44,7 +44,8 @@ if (!fs.existsSync(cli)) {
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-compare-'));
 const children = [];
 process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
+  // SIGTERM, not SIGKILL: nginx's master and berth's primary then end their workers too.
+  for (const child of children) child.kill('SIGTERM');
   fs.rmSync(work, { recursive: true, force: true });
 });
 // A signal would otherwise end this process without 'exit', leaving berth and nginx running.
