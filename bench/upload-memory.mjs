@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Resident memory of berth while large bodies stream through it.
 //
-// Starts an upstream sink/source in this process and berth (dist/cli.js) as a child with
+// Starts an upstream sink/source in this process and berth (dist/cli.js, workers: 1, so the
+// process measured is the one that serves) as a child with
 // a certificate from a CA made here, then streams: a 2 GiB chunked upload, a 2 GiB
 // Content-Length upload, a 2 GiB download, and a 128 MiB upload into an upstream that
 // reads slowly (backpressure). berth's resident memory is sampled from /proc every 50 ms;
@@ -73,7 +74,7 @@ const upstream = http.createServer({ requestTimeout: 0 }, (req, res) => {
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 
 const { ca, cert, key, dir } = await pki();
-const child = spawn(process.execPath, ['--disable-warning=DEP0060', cli, '--upstream', `http://127.0.0.1:${upstream.address().port}`, '--listen', '127.0.0.1:0', '--cert', cert, '--key', key], { stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, ['--disable-warning=DEP0060', cli, '--upstream', `http://127.0.0.1:${upstream.address().port}`, '--listen', '127.0.0.1:0', '--cert', cert, '--key', key, '--workers', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
 process.on('exit', () => child.kill('SIGKILL'));
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 const port = await new Promise((resolve, reject) => {
