@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import selfsigned from 'selfsigned';
+import type selfsignedModule from 'selfsigned';
 
 /**
  * The development certificate: a private CA (kept, so clients trust it once) and a
@@ -67,7 +67,16 @@ function usable(certPem: string | undefined, keyPem: string | undefined, ca: cry
   }
 }
 
+/**
+ * Loaded only when a certificate must be made: selfsigned and its X.509 libraries add
+ * about 17 MB to every process that imports them, workers included.
+ */
+async function generator(): Promise<typeof selfsignedModule> {
+  return (await import('selfsigned')).default;
+}
+
 async function makeCa(): Promise<{ cert: string; key: string }> {
+  const selfsigned = await generator();
   const notBefore = new Date(Date.now() - 5 * 60_000);
   const pems = await selfsigned.generate([{ name: 'commonName', value: 'berth development CA' }], {
     keyType: 'ec',
@@ -84,6 +93,7 @@ async function makeCa(): Promise<{ cert: string; key: string }> {
 }
 
 async function makeServer(ca: { cert: string; key: string }, names: readonly string[]): Promise<{ cert: string; key: string }> {
+  const selfsigned = await generator();
   const notBefore = new Date(Date.now() - 5 * 60_000);
   const pems = await selfsigned.generate([{ name: 'commonName', value: names[0]! }], {
     keyType: 'ec',
