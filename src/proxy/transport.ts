@@ -8,7 +8,7 @@ import { ProxyError } from './errors.js';
  * The one module that knows http-proxy. It opens the upstream request with berth's
  * keep-alive agent and streams the request body into it with backpressure; everything
  * http-proxy gets wrong for a registry (REGISTRY-NOTES.md) is handled here or in the
- * passes, and never through its options:
+ * passes, never through its header or rewrite options:
  * - path and query go out byte-exact: http-proxy joins paths with a regex that collapses
  *   "//", so berth hands it the outgoing options object with `path` fixed to req.url;
  * - only its `stream` pass runs: `XHeaders` appends to client-sent forwarded headers and
@@ -69,6 +69,8 @@ export function createTransport(options: TransportOptions): Transport {
 
   const exchanges = new WeakMap<http.IncomingMessage, Exchange>();
 
+  // http-proxy skips this event for requests carrying Expect; the hop-by-hop pass removes
+  // Expect, so every request gets its timeouts and its tie to the client here.
   proxy.on('proxyReq', (proxyReq, req, res) => {
     if (proxyReq.path !== req.url) {
       // Unreachable while the fixed path below holds; refuse rather than send a changed URL.
