@@ -40,7 +40,9 @@ const ATOMIC_WRITE = 4096;
  * whole lines within PIPE_BUF so the workers' lines never interleave on a shared pipe.
  */
 function stdoutDestination(): DestinationStream {
-  const destination = new SonicBoom({ fd: 1, sync: false, maxLength: MAX_PENDING_BYTES, maxWrite: ATOMIC_WRITE });
+  // minLength 1 writes every line at once, as 0 would, but makes flush(cb) wait for
+  // the writes in flight (with 0 it calls back at once and the last lines are lost at exit).
+  const destination = new SonicBoom({ fd: 1, sync: false, minLength: 1, maxLength: MAX_PENDING_BYTES, maxWrite: ATOMIC_WRITE });
   // EPIPE and the like: nobody reads stdout any more; keep serving rather than die for want of logs.
   destination.on('error', () => undefined);
   let dropped = 0;

@@ -73,9 +73,9 @@ export function startCli(args: readonly string[], options: { cwd?: string; env?:
   });
 }
 
-/** Sends SIGTERM and resolves with the exit code once the process has exited. */
+/** Sends SIGTERM and resolves with the exit code once the process has exited and its output is all read. */
 export async function stopCli(child: ChildProcess): Promise<number | null> {
   child.kill('SIGTERM');
-  const [code] = (await once(child, 'exit')) as [number | null];
+  const [code] = (await once(child, 'close')) as [number | null];
   return code;
 }

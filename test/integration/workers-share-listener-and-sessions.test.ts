@@ -46,6 +46,7 @@ t.test('with workers: 2, both serve, and a TLS session resumes on either', async
   const serving = new Set(berth.lines.filter((l) => l.msg === 'request').map((l) => l.pid));
   t.notOk(serving.has(berth.child.pid), 'the primary serves no requests');
   t.equal(await stopCli(berth.child), 0, 'SIGTERM: workers drain, berth exits 0');
+  t.equal(berth.lines.filter((l) => l.msg === 'stopped').length, 3, "each worker's and the primary's last line was written before exit");
 });
 
 t.test('a worker that dies is replaced and berth keeps serving', async (t) => {
