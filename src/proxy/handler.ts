@@ -1,6 +1,5 @@
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import { accessLine, type Exchanged } from '../observe/accessLog.js';
 import { createContext, type ProxySettings, type RequestContext } from './context.js';
@@ -74,12 +73,21 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse,
   for (const pass of RESPONSE_PASSES) pass(out);
   proxyRes.on('data', (chunk: Buffer) => (record.bytesOut += chunk.length));
   res.writeHead(out.status, proxyRes.statusMessage, flattenPairs(out.headers));
-  pipeline(proxyRes, res, (err) => {
-    // A failure after the headers went out can only be signalled by closing the
-    // connection, which pipeline has done; the upstream socket is destroyed with proxyRes.
-    if (err && !record.error && !res.writableFinished) {
-      record.error = res.socket === null || res.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
-    }
+  proxyRes.pipe(res);
+  // A failure after the headers went out can only be signalled by closing the client
+  // connection. (pipe, not pipeline: pipeline costs an AbortSignal per call, and the
+  // transport already ends the upstream request when the client response closes.)
+  const failed = (err: unknown): void => {
+    if (res.writableFinished) return;
+    if (!record.error) record.error = res.socket === null || res.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
+    res.destroy();
+  };
+  proxyRes.once('error', failed);
+  proxyRes.once('close', () => {
+    if (!proxyRes.complete) failed(new ProxyError('upstream_reset'));
+  });
+  res.once('close', () => {
+    if (!proxyRes.complete) proxyRes.destroy();
   });
 }
 
