@@ -23,4 +23,4 @@ USER node
 EXPOSE 8443
 # berth drains on SIGTERM: it stops accepting and lets requests in flight finish.
 STOPSIGNAL SIGTERM
-ENTRYPOINT ["node", "--disable-warning=DEP0060", "dist/cli.js"]
+ENTRYPOINT ["node", "--disable-warning=DEP0060", "--max-semi-space-size=2", "dist/cli.js"]

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 /** The built entry point; `npm test` builds it first (pretest). */
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 /** As the shebang, npm start and the image run it. */
-export const NODE_FLAGS = ['--disable-warning=DEP0060'];
+export const NODE_FLAGS = ['--disable-warning=DEP0060', '--max-semi-space-size=2'];
 
 export interface Finished {
   readonly code: number | null;
@@ -42,9 +42,9 @@ export interface RunningCli {
 }
 
 /** Starts berth as a child and resolves once it logs that it is serving, with its port. */
-export function startCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string> } = {}): Promise<RunningCli> {
+export function startCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; nodeFlags?: readonly string[] } = {}): Promise<RunningCli> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...NODE_FLAGS, CLI, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(options.nodeFlags ?? NODE_FLAGS), CLI, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
     const events = new EventEmitter();
     const waitForLine = async (match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {

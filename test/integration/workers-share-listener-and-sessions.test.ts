@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import tls from 'node:tls';
 import t from 'tap';
 import { startCli, stopCli } from '../helpers/cli.js';
@@ -61,4 +62,27 @@ t.test('a worker that dies is replaced and berth keeps serving', async (t) => {
   t.equal(died.signal, 'SIGKILL', 'the primary saw the worker die');
   for (let i = 0; i < 4; i++) t.equal((await once_(berth.port, pki, `/v2/after/${i}`, {})).status, 'HTTP/1.1 200 OK');
   t.equal(await stopCli(berth.child), 0);
+});
+
+t.test('workers run with the small young generation even when node was started without it', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  const pki = await makeTestPki();
+  const args = ['--workers', '2', '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile];
+  const argv = (pid: number): string[] => fs.readFileSync(`/proc/${pid}/cmdline`, 'latin1').split('\0');
+  const workerArgv = async (berth: Awaited<ReturnType<typeof startCli>>): Promise<string[]> => {
+    await once_(berth.port, pki, '/v2/flags', {});
+    return argv((await berth.waitForLine((l) => l.path === '/v2/flags')).pid as number);
+  };
+
+  const plain = await startCli(args, { nodeFlags: [] });
+  t.teardown(() => void plain.child.kill('SIGKILL'));
+  t.notOk(argv(plain.child.pid!).includes('--max-semi-space-size=2'), 'the primary was started without it');
+  t.ok((await workerArgv(plain)).includes('--max-semi-space-size=2'), 'the primary adds it for workers');
+  t.equal(await stopCli(plain.child), 0);
+
+  const own = await startCli(args, { nodeFlags: ['--max-semi-space-size=8'] });
+  t.teardown(() => void own.child.kill('SIGKILL'));
+  const ownArgv = await workerArgv(own);
+  t.ok(ownArgv.includes('--max-semi-space-size=8') && !ownArgv.includes('--max-semi-space-size=2'), "the operator's own setting wins");
+  t.equal(await stopCli(own.child), 0);
 });
