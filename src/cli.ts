@@ -10,7 +10,7 @@ import { loadConfig, parseFlags } from './config/load.js';
 import { createLogger } from './observe/logger.js';
 import { startBerth } from './server/berth.js';
 import { runPrimary, runWorker } from './server/cluster.js';
-import { logServing, stopOnSignals } from './server/lifecycle.js';
+import { logServing, reloadOnHangup, stopOnSignals } from './server/lifecycle.js';
 import { loadTlsMaterial } from './tls/material.js';
 
 function usage(): string {
@@ -60,6 +60,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const berth = await startBerth(config, tls, logger);
   logServing(logger, config, berth.address, tls);
   stopOnSignals(berth, logger);
+  reloadOnHangup(berth);
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

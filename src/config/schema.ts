@@ -114,6 +114,12 @@ export const KEYS: readonly KeySpec[] = [
     doc: 'Inactivity allowed on the upstream connection, including the wait for its answer to the final PUT of a large blob (the registry re-hashes it first). 0 = none.',
   },
   {
+    path: 'shutdown.grace',
+    kind: 'duration',
+    default: '10m',
+    doc: 'On SIGTERM or SIGINT, how long requests in flight (uploads included) may take to finish before their connections are closed. 0 = no limit.',
+  },
+  {
     path: 'log.level',
     kind: 'logLevel',
     default: 'info',

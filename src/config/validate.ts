@@ -20,6 +20,7 @@ export interface Config {
     readonly upstreamConnect: number;
     readonly upstreamResponse: number;
   };
+  readonly shutdown: { readonly grace: number };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   /** Serving processes; 1 = no workers. */
   readonly workers: number;
@@ -210,6 +211,7 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
       upstreamConnect: get<number>('timeouts.upstreamConnect'),
       upstreamResponse: get<number>('timeouts.upstreamResponse'),
     }),
+    shutdown: Object.freeze({ grace: get<number>('shutdown.grace') }),
     log: Object.freeze({ level: get<LogLevel>('log.level'), format: get<LogFormat>('log.format') }),
     workers: get<number>('workers'),
   });

@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { accessLine, type Exchanged } from '../observe/accessLog.js';
+import type { InFlight } from '../observe/inFlight.js';
 import { createContext, type ProxySettings, type RequestContext } from './context.js';
 import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
@@ -16,6 +17,7 @@ export interface HandlerDeps {
   readonly clientIdle: number;
   /** Sockets whose request body is complete and which wait for the upstream's answer. */
   readonly awaitingUpstream: WeakSet<Socket>;
+  readonly inFlight: InFlight;
 }
 
 /** Runs the passes in order for one request and streams it through the transport. */
@@ -42,6 +44,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
 function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, deps: HandlerDeps): Exchanged {
   const record: Exchanged = { started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, client: ctx.client, error: undefined };
   const socket = req.socket;
+  deps.inFlight.add(req, res, record);
   // Per request, since Node resets the socket timeout to 0 after a keep-alive wait.
   socket.setTimeout(deps.clientIdle);
   req.on('data', (chunk: Buffer) => (record.bytesIn += chunk.length));
@@ -56,6 +59,7 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
       if (!res.writableFinished && !record.error) record.error = new ProxyError('client_gone');
       record.client = ctx.client;
       deps.logger.info(accessLine(req, res, record));
+      deps.inFlight.done(req);
     });
   });
   return record;

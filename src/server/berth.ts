@@ -4,19 +4,35 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { createHandler } from '../proxy/handler.js';
 import { createTransport } from '../proxy/transport.js';
+import { InFlight } from '../observe/inFlight.js';
 import type { TlsMaterial } from '../tls/material.js';
+import { TLS_PROFILE } from '../tls/profile.js';
+import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
+import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer } from './https.js';
 
 export interface Berth {
   readonly server: https.Server;
   readonly address: AddressInfo;
-  /** Stops accepting, closes idle connections, and resolves when the rest have finished. */
+  readonly inFlight: InFlight;
+  readonly draining: boolean;
+  /**
+   * Graceful stop: no new connections, idle ones closed, requests in flight finish within
+   * shutdown.grace; resolves how it ended, once the upstream pool is closed too.
+   */
+  stop(): Promise<DrainEnd>;
+  /** Ends a stop now: every connection is closed (a second signal). */
+  cut(): void;
+  /** stop(), for callers that only wait. */
   close(): Promise<void>;
+  /** Re-reads tls.cert and tls.key (SIGHUP); they are also watched for changes. */
+  reloadCertificate(reason: string): void;
 }
 
 /** Wires config, TLS material, transport and handler into a listening server. */
 export async function startBerth(config: Config, tls: TlsMaterial, logger: Logger): Promise<Berth> {
   const awaitingUpstream = new WeakSet<Socket>();
+  const inFlight = new InFlight();
   const transport = createTransport({
     upstream: config.upstream,
     connectTimeout: config.timeouts.upstreamConnect,
@@ -32,6 +48,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     logger,
     clientIdle: config.timeouts.clientIdle,
     awaitingUpstream,
+    inFlight,
   });
   const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, awaitingUpstream });
 
@@ -44,16 +61,42 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   });
   server.on('error', (err) => logger.error({ err }, 'listener error'));
 
+  const certificate = config.tls.cert !== undefined && config.tls.key !== undefined ? watchTls(server, config.tls.cert, config.tls.key, tls, logger) : undefined;
+  const drain = createDrain({ server, inFlight, logger, grace: config.shutdown.grace });
+  let stopped: Promise<DrainEnd> | undefined;
+  const stop = (): Promise<DrainEnd> =>
+    (stopped ??= drain.begin().then((end) => {
+      certificate?.close();
+      transport.close();
+      return end;
+    }));
   return {
     server,
     address: server.address() as AddressInfo,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => {
-          transport.close();
-          resolve();
-        });
-        server.closeIdleConnections();
-      }),
+    inFlight,
+    get draining() {
+      return drain.draining;
+    },
+    stop,
+    cut: () => drain.cut(),
+    close: () => stop().then(() => undefined),
+    reloadCertificate(reason) {
+      if (certificate) certificate.reload(reason, true);
+      else logger.info({ reason }, 'no tls.cert configured: the development certificate is not reloaded');
+    },
   };
+}
+
+/**
+ * New pairs go to new connections through setSecureContext. The session ticket keys are
+ * carried over, so sessions issued before a reload still resume (on every worker).
+ */
+function watchTls(server: https.Server, certFile: string, keyFile: string, current: TlsMaterial, logger: Logger): CertificateWatch {
+  return watchCertificate({
+    certFile,
+    keyFile,
+    current,
+    logger,
+    apply: (pair) => server.setSecureContext({ ...TLS_PROFILE, cert: pair.cert, key: pair.key, ticketKeys: server.getTicketKeys() }),
+  });
 }

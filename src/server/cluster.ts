@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { startBerth } from './berth.js';
-import { exitAfterFlush, logServing, stopOnSignals } from './lifecycle.js';
+import { exitAfterFlush, logServing, reloadOnHangup, stopOnSignals } from './lifecycle.js';
 
 /**
  * Several processes serving one listener (node:cluster). The primary makes what must
@@ -44,6 +44,8 @@ export function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): vo
   const deaths: number[] = [];
   let announced = false;
   let stopping = false;
+  /** A worker cut requests (grace period over, second signal) or died while stopping. */
+  let cutShort = false;
 
   cluster.setupPrimary({ execArgv: workerExecArgv() });
   const fork = (): Worker => {
@@ -61,11 +63,13 @@ export function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): vo
   const listening = new Set<number>();
 
   cluster.on('exit', (worker, code, signal) => {
-    listening.delete(worker.id);
+    const served = listening.delete(worker.id);
     if (stopping) {
+      // A worker still starting has no requests: the stop signal's default action ends it.
+      if (served && code !== 0) cutShort = true;
       if (Object.keys(cluster.workers ?? {}).length === 0) {
-        logger.info('stopped');
-        exitAfterFlush(logger, code === 0 || code === null ? 0 : 1);
+        logger.info({ end: cutShort ? 'cut' : 'drained' }, 'stopped');
+        exitAfterFlush(logger, cutShort ? 1 : 0);
       }
       return;
     }
@@ -83,6 +87,12 @@ export function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): vo
 
   const relay = (signal: NodeJS.Signals): void => {
     logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, stopping ? 'second signal: workers close now' : 'stopping: workers drain');
+    if (!stopping && config.shutdown.grace > 0) {
+      // Each worker ends its own drain at the grace period; one that cannot is killed.
+      setTimeout(() => {
+        for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+      }, config.shutdown.grace + 5000).unref();
+    }
     stopping = true;
     // Workers act on SIGTERM only: a Ctrl-C reaches the whole process group, and must
     // count once, through this relay.
@@ -90,6 +100,10 @@ export function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): vo
   };
   process.on('SIGTERM', relay);
   process.on('SIGINT', relay);
+  // Each worker serves its own TLS context: each reloads.
+  process.on('SIGHUP', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
 
   for (let i = 0; i < config.workers; i++) fork();
 }
@@ -100,5 +114,6 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const berth = await startBerth(config, tls, logger);
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);
+  reloadOnHangup(berth);
   process.send?.({ type: 'berth:listening', address: berth.address } satisfies ListeningMessage);
 }

@@ -28,23 +28,28 @@ export function exitAfterFlush(logger: Logger, code: number): void {
 
 /**
  * SIGTERM or SIGINT: stop accepting, close idle connections, let requests in flight
- * finish, exit 0. A second signal closes what is left and exits 1.
+ * finish within shutdown.grace, exit 0. A second signal, or the end of the grace
+ * period, closes what is left; berth then exits 1, since requests were cut.
  */
 export function stopOnSignals(berth: Berth, logger: Logger, signals: readonly NodeJS.Signals[] = ['SIGTERM', 'SIGINT']): void {
   let stopping = false;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
       logger.warn({ signal }, 'second signal: closing open connections now');
-      berth.server.closeAllConnections();
-      exitAfterFlush(logger, 1);
+      berth.cut();
       return;
     }
     stopping = true;
-    logger.info({ signal }, 'stopping: no new connections; waiting for requests in flight');
-    void berth.close().then(() => {
-      logger.info('stopped');
-      exitAfterFlush(logger, 0);
+    logger.info({ signal, requests: berth.inFlight.size }, 'stopping: no new connections; waiting for requests in flight');
+    void berth.stop().then((end) => {
+      logger.info({ end }, 'stopped');
+      exitAfterFlush(logger, end === 'drained' ? 0 : 1);
     });
   };
   for (const signal of signals) process.on(signal, stop);
+}
+
+/** SIGHUP: re-read the certificate and key (they are watched too; this forces it). */
+export function reloadOnHangup(berth: Berth): void {
+  process.on('SIGHUP', () => berth.reloadCertificate('SIGHUP'));
 }

@@ -28,10 +28,24 @@ for (const relativeUrls of [false, true]) {
     const repo = `${host}/e2e/image-${process.pid}-${relativeUrls ? 'rel' : 'abs'}`;
 
     await tool.run(['login', '--authfile', tool.authFile, '--cert-dir', pki.caDir, '-u', REGISTRY_USER, '--password-stdin', host], REGISTRY_PASSWORD);
-    await tool.run([
+    const push = tool.run([
       'copy', '--policy', tool.policyFile, '--authfile', tool.authFile, '--dest-cert-dir', pki.caDir,
       `oci:${image.dir}:${image.tag}`, `docker://${repo}:v1`,
     ]);
+    // Renewal in the middle of the push: a new certificate from the same CA replaces the
+    // files once the first upload has started; every worker reloads, the push goes on.
+    await berth.waitForLine((l) => l.msg === 'request' && l.method === 'POST' && String(l.path).includes('/blobs/uploads/'));
+    const renewed = await pki.issue();
+    for (const [file, content] of [[pki.keyFile, renewed.key], [pki.certFile, renewed.cert]] as const) {
+      fs.writeFileSync(`${file}.new`, content);
+      fs.renameSync(`${file}.new`, file);
+    }
+    await push;
+    const serving = berth.lines.find((l) => l.msg === 'berth is serving')!.workers as number;
+    t.equal(berth.lines.filter((l) => l.msg === 'certificate reloaded').length, serving, 'every worker reloaded the certificate');
+    const reloadedAt = berth.lines.findIndex((l) => l.msg === 'certificate reloaded');
+    const manifestAt = berth.lines.findIndex((l) => l.msg === 'request' && l.method === 'PUT' && String(l.path).includes('/manifests/'));
+    t.ok(reloadedAt >= 0 && reloadedAt < manifestAt, 'the reload happened before the push ended (its manifest PUT)');
     // skopeo compresses the uncompressed test layers on the fly while pushing, streaming
     // each one as a chunked body of unknown length, like Docker's own client.
     const inspected = JSON.parse(

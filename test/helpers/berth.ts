@@ -54,10 +54,9 @@ export async function startTestBerth(t: Test, settings: Record<string, unknown>)
 
 /** Resolves with the first log line (written already or later) that matches. */
 export async function waitForLog(tb: TestBerth, match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> {
-  const found = tb.logs.find(match);
-  if (found) return found;
-  for (;;) {
-    const [line] = (await once(tb.logEvents, 'line')) as [Record<string, unknown>];
-    if (match(line)) return line;
+  // By index: several lines can be emitted in one go, before a waiter re-arms.
+  for (let i = 0; ; i++) {
+    while (i >= tb.logs.length) await once(tb.logEvents, 'line');
+    if (match(tb.logs[i]!)) return tb.logs[i]!;
   }
 }

@@ -47,12 +47,11 @@ export function startCli(args: readonly string[], options: { cwd?: string; env?:
     const child = spawn(process.execPath, [...(options.nodeFlags ?? NODE_FLAGS), CLI, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
     const events = new EventEmitter();
+    // Scans by index: several lines can arrive in one chunk, emitted before a waiter re-arms.
     const waitForLine = async (match: (line: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> => {
-      const found = lines.find(match);
-      if (found) return found;
-      for (;;) {
-        const [line] = (await once(events, 'line')) as [Record<string, unknown>];
-        if (match(line)) return line;
+      for (let i = 0; ; i++) {
+        while (i >= lines.length) await once(events, 'line');
+        if (match(lines[i]!)) return lines[i]!;
       }
     };
     let buffered = '';

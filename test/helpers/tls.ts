@@ -13,6 +13,8 @@ export interface TestPki {
   readonly keyFile: string;
   readonly caDir: string;
   readonly caFile: string;
+  /** Another leaf from the same CA (for reloads): by default like the first, with a new key and serial. */
+  issue(options?: { names?: readonly string[]; notBefore?: Date; notAfter?: Date }): Promise<{ cert: string; key: string }>;
 }
 
 const DAY = 86_400_000;
@@ -30,23 +32,28 @@ export async function makeTestPki(names: readonly string[] = ['localhost', '127.
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     ],
   });
-  const leaf = await selfsigned.generate([{ name: 'commonName', value: names[0]! }], {
-    keyType: 'ec',
-    curve: 'P-256',
-    algorithm: 'sha256',
-    notBeforeDate: new Date(now - 60_000),
-    notAfterDate: new Date(now + 2 * DAY),
-    ca: { key: ca.private, cert: ca.cert },
-    extensions: [
-      { name: 'basicConstraints', cA: false },
-      { name: 'keyUsage', digitalSignature: true, critical: true },
-      { name: 'extKeyUsage', serverAuth: true },
-      {
-        name: 'subjectAltName',
-        altNames: names.map((n) => (/^[\d.]+$|:/.test(n) ? { type: 7 as const, ip: n } : { type: 2 as const, value: n })),
-      },
-    ],
-  });
+  const issue: TestPki['issue'] = async (options = {}) => {
+    const leafNames = options.names ?? names;
+    const made = await selfsigned.generate([{ name: 'commonName', value: leafNames[0]! }], {
+      keyType: 'ec',
+      curve: 'P-256',
+      algorithm: 'sha256',
+      notBeforeDate: options.notBefore ?? new Date(now - 60_000),
+      notAfterDate: options.notAfter ?? new Date(now + 2 * DAY),
+      ca: { key: ca.private, cert: ca.cert },
+      extensions: [
+        { name: 'basicConstraints', cA: false },
+        { name: 'keyUsage', digitalSignature: true, critical: true },
+        { name: 'extKeyUsage', serverAuth: true },
+        {
+          name: 'subjectAltName',
+          altNames: leafNames.map((n) => (/^[\d.]+$|:/.test(n) ? { type: 7 as const, ip: n } : { type: 2 as const, value: n })),
+        },
+      ],
+    });
+    return { cert: made.cert, key: made.private };
+  };
+  const leaf = await issue();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-pki-'));
   const caDir = path.join(dir, 'ca');
   fs.mkdirSync(caDir);
@@ -56,7 +63,7 @@ export async function makeTestPki(names: readonly string[] = ['localhost', '127.
     caFile: path.join(caDir, 'ca.crt'),
   };
   fs.writeFileSync(files.certFile, leaf.cert);
-  fs.writeFileSync(files.keyFile, leaf.private, { mode: 0o600 });
+  fs.writeFileSync(files.keyFile, leaf.key, { mode: 0o600 });
   fs.writeFileSync(files.caFile, ca.cert);
-  return { ca: ca.cert, cert: leaf.cert, key: leaf.private, caDir, ...files };
+  return { ca: ca.cert, cert: leaf.cert, key: leaf.key, caDir, issue, ...files };
 }

@@ -1,0 +1,95 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { loadPair, type CertificatePair } from './files.js';
+
+/**
+ * Keeps the served certificate in step with its files. Renewals arrive in several ways:
+ * certbot and most tools rewrite or rename the files; a Kubernetes Secret volume swaps a
+ * `..data` symlink in the same directory; an operator sends SIGHUP. So berth watches the
+ * directories that hold the files (a watch on the file itself would follow the old inode)
+ * and re-reads both files a moment after the last change. A new pair goes to new
+ * connections only once it has passed the same checks as at start (both parse, the key
+ * belongs to the certificate, not expired); otherwise the pair in service stays, and the
+ * error is logged. Connections already open keep the certificate they started with.
+ */
+
+export interface CertificateWatchOptions {
+  readonly certFile: string;
+  readonly keyFile: string;
+  /** The pair in service now. */
+  readonly current: { readonly cert: string; readonly key: string };
+  /** Puts a checked pair into service for new connections. */
+  apply(pair: CertificatePair): void;
+  readonly logger: Logger;
+  /** Quiet time after the last change before the files are read, ms. */
+  readonly settleMs?: number;
+}
+
+export interface CertificateWatch {
+  /** Re-reads the files now; `force` logs the outcome even when they did not change. */
+  reload(reason: string, force?: boolean): void;
+  close(): void;
+}
+
+export function describeCertificate(pair: CertificatePair): Record<string, unknown> {
+  return {
+    serial: pair.leaf.serialNumber,
+    subject: pair.leaf.subject.replace(/\n/g, ', '),
+    names: pair.leaf.subjectAltName,
+    validTo: pair.leaf.validTo,
+  };
+}
+
+export function watchCertificate(options: CertificateWatchOptions): CertificateWatch {
+  const { logger } = options;
+  let current = options.current;
+  let timer: NodeJS.Timeout | undefined;
+
+  const reload = (reason: string, force = false): void => {
+    let pair: CertificatePair;
+    try {
+      pair = loadPair(options.certFile, options.keyFile);
+    } catch (err) {
+      logger.error({ reason, error: (err as Error).message }, 'certificate reload refused: the certificate in service stays');
+      return;
+    }
+    if (pair.cert === current.cert && pair.key === current.key) {
+      if (force) logger.info({ reason, ...describeCertificate(pair) }, 'certificate unchanged');
+      return;
+    }
+    try {
+      options.apply(pair);
+    } catch (err) {
+      logger.error({ reason, error: (err as Error).message }, 'certificate reload refused: the certificate in service stays');
+      return;
+    }
+    current = pair;
+    logger.info({ reason, ...describeCertificate(pair) }, 'certificate reloaded');
+  };
+
+  const changed = (): void => {
+    clearTimeout(timer);
+    timer = setTimeout(() => reload('files changed'), options.settleMs ?? 250);
+    timer.unref();
+  };
+
+  const watchers: fs.FSWatcher[] = [];
+  for (const dir of new Set([path.dirname(options.certFile), path.dirname(options.keyFile)])) {
+    try {
+      const watcher = fs.watch(dir, { persistent: false }, changed);
+      watcher.on('error', (err) => logger.warn({ dir, error: err.message }, 'certificate directory watch failed; SIGHUP still reloads'));
+      watchers.push(watcher);
+    } catch (err) {
+      logger.warn({ dir, error: (err as Error).message }, 'cannot watch the certificate directory; SIGHUP still reloads');
+    }
+  }
+
+  return {
+    reload,
+    close() {
+      clearTimeout(timer);
+      for (const watcher of watchers) watcher.close();
+    },
+  };
+}
