@@ -7,7 +7,9 @@ import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';
 import { ConfigError, warnings } from './config/validate.js';
 import { loadConfig, parseFlags } from './config/load.js';
+import { startAdminListener } from './admin/start.js';
 import { createLogger } from './observe/logger.js';
+import { registerCertificateExpiry, registerDraining } from './observe/metrics.js';
 import { startBerth } from './server/berth.js';
 import { runPrimary, runWorker } from './server/cluster.js';
 import { logServing, reloadOnHangup, stopOnSignals } from './server/lifecycle.js';
@@ -58,7 +60,14 @@ async function main(argv: readonly string[]): Promise<void> {
   const tls = await loadTlsMaterial(config, logger);
   if (config.workers > 1) return runPrimary(config, tls, logger);
   const berth = await startBerth(config, tls, logger);
-  logServing(logger, config, berth.address, tls);
+  registerCertificateExpiry(berth.registry, () => new Date(berth.certificate().validTo));
+  registerDraining(berth.registry, () => berth.draining);
+  const admin = await startAdminListener(config, logger, {
+    metrics: async () => ({ contentType: berth.registry.contentType, body: await berth.registry.metrics() }),
+    certificate: () => berth.certificate(),
+    draining: () => berth.draining,
+  });
+  logServing(logger, config, berth.address, tls, admin?.address);
   stopOnSignals(berth, logger);
   reloadOnHangup(berth);
 }

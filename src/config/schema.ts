@@ -6,6 +6,7 @@
 
 export type Kind =
   | 'listen' // "HOST:PORT", ":PORT" or "[::1]:PORT"
+  | 'optionalListen' // as listen, or "off"
   | 'upstreamUrl' // http(s)://host[:port], no path, query or credentials
   | 'publicOrigin' // https://host[:port], optional
   | 'path' // a file or directory path, optional where the default is null
@@ -112,6 +113,13 @@ export const KEYS: readonly KeySpec[] = [
     kind: 'duration',
     default: '15m',
     doc: 'Inactivity allowed on the upstream connection, including the wait for its answer to the final PUT of a large blob (the registry re-hashes it first). 0 = none.',
+  },
+  {
+    path: 'admin.listen',
+    kind: 'optionalListen',
+    default: '127.0.0.1:8444',
+    flag: 'admin-listen',
+    doc: 'Plain-HTTP admin listener for /healthz, /readyz and /metrics; loopback by default (in a pod, ":8444" so the kubelet can probe it). "off" disables it.',
   },
   {
     path: 'shutdown.grace',

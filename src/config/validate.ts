@@ -21,6 +21,8 @@ export interface Config {
     readonly upstreamResponse: number;
   };
   readonly shutdown: { readonly grace: number };
+  /** Unset when "off". */
+  readonly admin: { readonly listen: { readonly host: string | undefined; readonly port: number } | undefined };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   /** Serving processes; 1 = no workers. */
   readonly workers: number;
@@ -118,6 +120,8 @@ function parseKey(spec: KeySpec, value: unknown): unknown {
   switch (spec.kind) {
     case 'listen':
       return parseListen(value);
+    case 'optionalListen':
+      return value === 'off' ? undefined : parseListen(value);
     case 'upstreamUrl':
       return parseOrigin(value, ['http', 'https']);
     case 'publicOrigin':
@@ -212,6 +216,7 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
       upstreamResponse: get<number>('timeouts.upstreamResponse'),
     }),
     shutdown: Object.freeze({ grace: get<number>('shutdown.grace') }),
+    admin: Object.freeze({ listen: get<Config['admin']['listen']>('admin.listen') }),
     log: Object.freeze({ level: get<LogLevel>('log.level'), format: get<LogFormat>('log.format') }),
     workers: get<number>('workers'),
   });

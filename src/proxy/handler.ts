@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { accessLine, type Exchanged } from '../observe/accessLog.js';
 import type { InFlight } from '../observe/inFlight.js';
+import type { RequestObserver } from '../observe/metrics.js';
 import { createContext, type ProxySettings, type RequestContext } from './context.js';
 import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
@@ -18,6 +19,7 @@ export interface HandlerDeps {
   /** Sockets whose request body is complete and which wait for the upstream's answer. */
   readonly awaitingUpstream: WeakSet<Socket>;
   readonly inFlight: InFlight;
+  readonly observer?: RequestObserver;
 }
 
 /** Runs the passes in order for one request and streams it through the transport. */
@@ -45,6 +47,8 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
   const record: Exchanged = { started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, client: ctx.client, error: undefined };
   const socket = req.socket;
   deps.inFlight.add(req, res, record);
+  const method = req.method ?? 'GET';
+  const operation = deps.observer?.started(method, req.url ?? '/');
   // Per request, since Node resets the socket timeout to 0 after a keep-alive wait.
   socket.setTimeout(deps.clientIdle);
   req.on('data', (chunk: Buffer) => (record.bytesIn += chunk.length));
@@ -60,6 +64,17 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
       record.client = ctx.client;
       deps.logger.info(accessLine(req, res, record));
       deps.inFlight.done(req);
+      if (operation !== undefined) {
+        deps.observer?.finished({
+          method,
+          operation,
+          status: res.headersSent ? res.statusCode : 499,
+          bytesIn: record.bytesIn,
+          bytesOut: record.bytesOut,
+          seconds: Number(process.hrtime.bigint() - record.started) / 1e9,
+          error: record.error?.kind,
+        });
+      }
     });
   });
   return record;

@@ -1,10 +1,13 @@
+import crypto from 'node:crypto';
 import type https from 'node:https';
+import client from 'prom-client';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { createHandler } from '../proxy/handler.js';
 import { createTransport } from '../proxy/transport.js';
 import { InFlight } from '../observe/inFlight.js';
+import { createServingMetrics } from '../observe/metrics.js';
 import type { TlsMaterial } from '../tls/material.js';
 import { TLS_PROFILE } from '../tls/profile.js';
 import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
@@ -27,12 +30,19 @@ export interface Berth {
   close(): Promise<void>;
   /** Re-reads tls.cert and tls.key (SIGHUP); they are also watched for changes. */
   reloadCertificate(reason: string): void;
+  /** The leaf in service for new connections. */
+  certificate(): crypto.X509Certificate;
+  /** This process's metrics (requests, bytes, connections, handshakes, runtime). */
+  readonly registry: client.Registry;
 }
 
 /** Wires config, TLS material, transport and handler into a listening server. */
 export async function startBerth(config: Config, tls: TlsMaterial, logger: Logger): Promise<Berth> {
   const awaitingUpstream = new WeakSet<Socket>();
   const inFlight = new InFlight();
+  const registry = new client.Registry();
+  client.collectDefaultMetrics({ register: registry });
+  const metrics = createServingMetrics(registry);
   const transport = createTransport({
     upstream: config.upstream,
     connectTimeout: config.timeouts.upstreamConnect,
@@ -49,6 +59,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     clientIdle: config.timeouts.clientIdle,
     awaitingUpstream,
     inFlight,
+    observer: metrics,
   });
   const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, awaitingUpstream });
 
@@ -62,6 +73,12 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   server.on('error', (err) => logger.error({ err }, 'listener error'));
 
   const certificate = config.tls.cert !== undefined && config.tls.key !== undefined ? watchTls(server, config.tls.cert, config.tls.key, tls, logger) : undefined;
+  server.on('secureConnection', (socket: Socket) => {
+    metrics.connectionOpened();
+    socket.once('close', () => metrics.connectionClosed());
+  });
+  server.on('tlsClientError', () => metrics.tlsHandshakeFailed());
+  const startLeaf = new crypto.X509Certificate(tls.cert);
   const drain = createDrain({ server, inFlight, logger, grace: config.shutdown.grace });
   let stopped: Promise<DrainEnd> | undefined;
   const stop = (): Promise<DrainEnd> =>
@@ -80,6 +97,8 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     stop,
     cut: () => drain.cut(),
     close: () => stop().then(() => undefined),
+    registry,
+    certificate: () => certificate?.current() ?? startLeaf,
     reloadCertificate(reason) {
       if (certificate) certificate.reload(reason, true);
       else logger.info({ reason }, 'no tls.cert configured: the development certificate is not reloaded');

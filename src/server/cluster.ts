@@ -1,6 +1,12 @@
 import cluster, { type Worker } from 'node:cluster';
+import crypto from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import client from 'prom-client';
+import { startAdminListener } from '../admin/start.js';
+import { answerMetricRequests, workerMetricsText } from '../observe/clusterMetrics.js';
+import { registerCertificateExpiry, registerDraining } from '../observe/metrics.js';
+import { watchCertificate } from '../tls/reload.js';
 import type { Config } from '../config/validate.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { startBerth } from './berth.js';
@@ -40,10 +46,34 @@ function workerExecArgv(): string[] {
 /** More deaths than this within the window means something is wrong with every worker: give up. */
 const RESTARTS = { max: 5, windowMs: 30_000 };
 
-export function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): void {
+/**
+ * The certificate the workers serve, as the primary's readiness and expiry metric see it:
+ * the same files and checks as the workers' reloads, without their log lines.
+ */
+function servedCertificate(config: Config, tls: TlsMaterial, logger: Logger): () => crypto.X509Certificate {
+  if (config.tls.cert === undefined || config.tls.key === undefined) {
+    const leaf = new crypto.X509Certificate(tls.cert);
+    return () => leaf;
+  }
+  const watch = watchCertificate({ certFile: config.tls.cert, keyFile: config.tls.key, current: tls, apply: () => undefined, logger: logger.child({}, { level: 'silent' }) });
+  process.on('SIGHUP', () => watch.reload('SIGHUP'));
+  return () => watch.current();
+}
+
+export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): Promise<void> {
   const deaths: number[] = [];
   let announced = false;
   let stopping = false;
+  // The admin listener lives here, summing the workers' metrics.
+  const certificate = servedCertificate(config, tls, logger);
+  const own = new client.Registry();
+  registerCertificateExpiry(own, () => new Date(certificate().validTo));
+  registerDraining(own, () => stopping);
+  const admin = await startAdminListener(config, logger, {
+    metrics: async () => ({ contentType: own.contentType, body: `${await workerMetricsText()}\n${await own.metrics()}` }),
+    certificate,
+    draining: () => stopping,
+  });
   /** A worker cut requests (grace period over, second signal) or died while stopping. */
   let cutShort = false;
 
@@ -55,7 +85,7 @@ export function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): vo
       listening.add(worker.id);
       if (!announced && listening.size >= config.workers) {
         announced = true;
-        logServing(logger, config, message.address, tls);
+        logServing(logger, config, message.address, tls, admin?.address);
       }
     });
     return worker;
@@ -112,6 +142,7 @@ export function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): vo
 export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const tls = await loadTlsMaterial(config, undefined);
   const berth = await startBerth(config, tls, logger);
+  answerMetricRequests(berth.registry);
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);
   reloadOnHangup(berth);

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
@@ -27,6 +28,8 @@ export interface CertificateWatchOptions {
 }
 
 export interface CertificateWatch {
+  /** The leaf in service. */
+  current(): crypto.X509Certificate;
   /** Re-reads the files now; `force` logs the outcome even when they did not change. */
   reload(reason: string, force?: boolean): void;
   close(): void;
@@ -44,6 +47,7 @@ export function describeCertificate(pair: CertificatePair): Record<string, unkno
 export function watchCertificate(options: CertificateWatchOptions): CertificateWatch {
   const { logger } = options;
   let current = options.current;
+  let leaf = new crypto.X509Certificate(current.cert);
   let timer: NodeJS.Timeout | undefined;
 
   const reload = (reason: string, force = false): void => {
@@ -65,6 +69,7 @@ export function watchCertificate(options: CertificateWatchOptions): CertificateW
       return;
     }
     current = pair;
+    leaf = pair.leaf;
     logger.info({ reason, ...describeCertificate(pair) }, 'certificate reloaded');
   };
 
@@ -86,6 +91,7 @@ export function watchCertificate(options: CertificateWatchOptions): CertificateW
   }
 
   return {
+    current: () => leaf,
     reload,
     close() {
       clearTimeout(timer);

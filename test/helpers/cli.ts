@@ -35,6 +35,8 @@ export function runCli(args: readonly string[], options: { cwd?: string; env?: R
 export interface RunningCli {
   readonly child: ChildProcess;
   readonly port: number;
+  /** The admin listener's port; 0 when it is off. */
+  readonly adminPort: number;
   /** Every JSON log line so far, from the primary and the workers. */
   readonly lines: Record<string, unknown>[];
   /** Resolves with the first log line (written already or later) that matches. */
@@ -44,7 +46,9 @@ export interface RunningCli {
 /** Starts berth as a child and resolves once it logs that it is serving, with its port. */
 export function startCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; nodeFlags?: readonly string[] } = {}): Promise<RunningCli> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [...(options.nodeFlags ?? NODE_FLAGS), CLI, ...args], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    // Tests run side by side: each berth gets its own admin port unless a test picks one.
+    const own = args.includes('--admin-listen') || options.env?.BERTH_ADMIN_LISTEN !== undefined;
+    const child = spawn(process.execPath, [...(options.nodeFlags ?? NODE_FLAGS), CLI, ...args, ...(own ? [] : ['--admin-listen', '127.0.0.1:0'])], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
     const events = new EventEmitter();
     // Scans by index: several lines can arrive in one chunk, emitted before a waiter re-arms.
@@ -65,7 +69,10 @@ export function startCli(args: readonly string[], options: { cwd?: string; env?:
         buffered = buffered.slice(nl + 1);
         lines.push(line);
         events.emit('line', line);
-        if (line.msg === 'berth is serving') resolve({ child, port: Number(/:(\d+)$/.exec(String(line.listen))![1]), lines, waitForLine });
+        if (line.msg === 'berth is serving') {
+          const port = (address: unknown): number => Number(/:(\d+)$/.exec(String(address))?.[1] ?? 0);
+          resolve({ child, port: port(line.listen), adminPort: port(line.admin), lines, waitForLine });
+        }
       }
     });
     child.once('exit', (code) => reject(new Error(`berth exited with ${code}: ${stderr}`)));

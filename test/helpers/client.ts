@@ -17,7 +17,7 @@ export interface Ask {
 }
 
 /** One request to berth over TLS verified against the test CA; a new connection each time. */
-export function ask(tb: TestBerth, q: Ask): Promise<Answer> {
+export function ask(tb: Pick<TestBerth, 'port'> & { readonly pki: { readonly ca: string } }, q: Ask): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = https.request(
       {

@@ -1,0 +1,66 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import type { Readiness } from './readiness.js';
+
+/**
+ * The admin listener: plain HTTP on its own address (loopback by default), so nothing
+ * here can collide with a registry path or be reached through the TLS listener.
+ *   GET /healthz  200 while the process runs
+ *   GET /readyz   200 or 503, with the checks as JSON
+ *   GET /metrics  Prometheus text
+ */
+export interface AdminSources {
+  metrics(): Promise<{ contentType: string; body: string }>;
+  readiness(): Promise<Readiness>;
+}
+
+export interface Admin {
+  readonly address: AddressInfo;
+  close(): Promise<void>;
+}
+
+export async function startAdmin(listen: { host: string | undefined; port: number }, sources: AdminSources, logger: Logger): Promise<Admin> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
+      return;
+    }
+    const send = (status: number, contentType: string, body: string): void => {
+      res.writeHead(status, { 'content-type': contentType, 'cache-control': 'no-store', 'content-length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    };
+    const fail = (err: unknown): void => {
+      logger.error({ err: { message: (err as Error).message }, path }, 'admin request failed');
+      send(500, 'text/plain', `${(err as Error).message}\n`);
+    };
+    switch (path) {
+      case '/healthz':
+        return send(200, 'text/plain', 'ok\n');
+      case '/readyz':
+        return void sources.readiness().then((r) => send(r.ready ? 200 : 503, 'application/json', JSON.stringify(r) + '\n'), fail);
+      case '/metrics':
+        return void sources.metrics().then((m) => send(200, m.contentType, m.body), fail);
+      default:
+        return send(404, 'text/plain', 'not found: /healthz, /readyz, /metrics\n');
+    }
+  });
+  server.keepAliveTimeout = 5000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: listen.host, port: listen.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  server.on('error', (err) => logger.error({ err }, 'admin listener error'));
+  return {
+    address: server.address() as AddressInfo,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

@@ -1,0 +1,109 @@
+import client from 'prom-client';
+import type { ErrorKind } from '../proxy/errors.js';
+import { operationOf, type Operation } from './operation.js';
+
+/**
+ * berth's Prometheus metrics. Each serving process keeps its own; with workers the
+ * admin listener in the primary sums them (prom-client's cluster aggregation), and adds
+ * what only the primary knows (the certificate's expiry).
+ */
+
+/** What the request handler reports; the proxy layer knows nothing else of metrics. */
+export interface RequestObserver {
+  started(method: string, path: string): Operation;
+  finished(done: {
+    readonly method: string;
+    readonly operation: Operation;
+    readonly status: number;
+    readonly bytesIn: number;
+    readonly bytesOut: number;
+    readonly seconds: number;
+    readonly error: ErrorKind | undefined;
+  }): void;
+}
+
+export interface ServingMetrics extends RequestObserver {
+  connectionOpened(): void;
+  connectionClosed(): void;
+  tlsHandshakeFailed(): void;
+}
+
+/** Durations from a token request to a multi-hour push. */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 14_400];
+
+export function createServingMetrics(registry: client.Registry): ServingMetrics {
+  const registers = [registry];
+  const requests = new client.Counter({
+    name: 'berth_requests_total',
+    help: 'Requests answered (or cut), by method, status class and registry operation.',
+    labelNames: ['method', 'status_class', 'operation'] as const,
+    registers,
+  });
+  const duration = new client.Histogram({
+    name: 'berth_request_duration_seconds',
+    help: 'Time from the request line to the end of the response, by registry operation.',
+    labelNames: ['operation'] as const,
+    buckets: DURATION_BUCKETS,
+    registers,
+  });
+  const bytesIn = new client.Counter({ name: 'berth_request_body_bytes_total', help: 'Request body bytes received from clients (counted when a request ends).', registers });
+  const bytesOut = new client.Counter({ name: 'berth_response_body_bytes_total', help: 'Response body bytes relayed to clients (counted when a request ends).', registers });
+  const inFlight = new client.Gauge({ name: 'berth_requests_in_flight', help: 'Requests being served.', registers });
+  const uploads = new client.Gauge({ name: 'berth_uploads_in_flight', help: 'Blob upload requests (POST, PATCH, PUT) being served.', registers });
+  const connections = new client.Gauge({ name: 'berth_open_connections', help: 'Client connections open on the TLS listener.', registers });
+  const handshakeFailures = new client.Counter({ name: 'berth_tls_handshake_failures_total', help: 'TLS handshakes that failed (protocol, cipher, certificate or a client that left).', registers });
+  const upstreamErrors = new client.Counter({
+    name: 'berth_upstream_errors_total',
+    help: 'Requests that failed on the upstream side, by kind.',
+    labelNames: ['kind'] as const,
+    registers,
+  });
+  const isUpload = (method: string, operation: Operation): boolean => operation === 'blob_upload' && method !== 'GET' && method !== 'HEAD' && method !== 'DELETE';
+
+  return {
+    started(method, path) {
+      const operation = operationOf(method, path);
+      inFlight.inc();
+      if (isUpload(method, operation)) uploads.inc();
+      return operation;
+    },
+    finished(done) {
+      inFlight.dec();
+      if (isUpload(done.method, done.operation)) uploads.dec();
+      requests.inc({ method: done.method, status_class: `${Math.floor(done.status / 100)}xx`, operation: done.operation });
+      duration.observe({ operation: done.operation }, done.seconds);
+      bytesIn.inc(done.bytesIn);
+      bytesOut.inc(done.bytesOut);
+      if (done.error?.startsWith('upstream_')) upstreamErrors.inc({ kind: done.error.slice('upstream_'.length) });
+    },
+    connectionOpened: () => connections.inc(),
+    connectionClosed: () => connections.dec(),
+    tlsHandshakeFailed: () => handshakeFailures.inc(),
+  };
+}
+
+/** The served certificate's remaining lifetime; the lowest across workers wins. */
+export function registerCertificateExpiry(registry: client.Registry, validTo: () => Date | undefined): void {
+  new client.Gauge({
+    name: 'berth_certificate_expiry_seconds',
+    help: 'Seconds until the served certificate expires (negative once expired).',
+    registers: [registry],
+    aggregator: 'min',
+    collect() {
+      const end = validTo();
+      if (end) this.set(Math.round((end.getTime() - Date.now()) / 1000));
+    },
+  });
+}
+
+export function registerDraining(registry: client.Registry, draining: () => boolean): void {
+  new client.Gauge({
+    name: 'berth_draining',
+    help: '1 while berth stops: it accepts no connections and waits for requests in flight.',
+    registers: [registry],
+    aggregator: 'max',
+    collect() {
+      this.set(draining() ? 1 : 0);
+    },
+  });
+}
