@@ -67,7 +67,7 @@ async function main(argv: readonly string[]): Promise<void> {
     certificate: () => berth.certificate(),
     draining: () => berth.draining,
   });
-  logServing(logger, config, berth.address, tls, admin?.address);
+  logServing(logger, config, berth.address, tls, admin?.address, berth.httpAddress);
   stopOnSignals(berth, logger);
   reloadOnHangup(berth);
 }

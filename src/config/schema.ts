@@ -11,7 +11,7 @@ export type Kind =
   | 'publicOrigin' // https://host[:port], optional
   | 'path' // a file or directory path, optional where the default is null
   | 'cidrList' // list of CIDRs or single addresses
-  | 'duration' // "500ms", "60s", "15m", "1h", or a number of seconds; 0 = off where allowed
+  | 'duration' // "500ms", "60s", "15m", "1h", "30d", or a number of seconds; 0 = off where allowed
   | 'logLevel'
   | 'logFormat'
   | 'workers'; // "auto" (one per CPU) or a whole number from 1
@@ -113,6 +113,19 @@ export const KEYS: readonly KeySpec[] = [
     kind: 'duration',
     default: '15m',
     doc: 'Inactivity allowed on the upstream connection, including the wait for its answer to the final PUT of a large blob (the registry re-hashes it first). 0 = none.',
+  },
+  {
+    path: 'http.listen',
+    kind: 'optionalListen',
+    default: 'off',
+    flag: 'http-listen',
+    doc: 'Plain-HTTP listener, e.g. ":80": answers 308 to the same host and path on https (under /v2/, a registry error saying to use https). "off" (default): none.',
+  },
+  {
+    path: 'hsts.maxAge',
+    kind: 'duration',
+    default: '365d',
+    doc: 'Strict-Transport-Security max-age on https answers for named hosts with a configured certificate (never for localhost, IP addresses or the development certificate). 0 = off.',
   },
   {
     path: 'admin.listen',

@@ -21,6 +21,10 @@ export interface Config {
     readonly upstreamResponse: number;
   };
   readonly shutdown: { readonly grace: number };
+  /** The plain-HTTP listener that redirects to https; unset when "off". */
+  readonly http: { readonly listen: { readonly host: string | undefined; readonly port: number } | undefined };
+  /** HSTS max-age, ms; 0 = off. */
+  readonly hsts: { readonly maxAge: number };
   /** Unset when "off". */
   readonly admin: { readonly listen: { readonly host: string | undefined; readonly port: number } | undefined };
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
@@ -48,7 +52,7 @@ export class ConfigError extends Error {
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 function show(value: unknown): string {
   return typeof value === 'string' ? JSON.stringify(value) : `${JSON.stringify(value) ?? String(value)} (${typeof value})`;
@@ -57,7 +61,7 @@ function show(value: unknown): string {
 export function parseDuration(value: unknown): number {
   if (typeof value === 'number' && Number.isFinite(value) && value >= 0) return Math.round(value * 1000);
   if (typeof value === 'string') {
-    const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$/.exec(value);
+    const match = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(value);
     if (match) return Math.round(Number(match[1]) * UNITS[match[2] ?? 's']!);
   }
   throw new Error(`expected a duration such as "500ms", "60s", "15m" or "1h", got ${show(value)}`);
@@ -216,6 +220,8 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
       upstreamResponse: get<number>('timeouts.upstreamResponse'),
     }),
     shutdown: Object.freeze({ grace: get<number>('shutdown.grace') }),
+    http: Object.freeze({ listen: get<Config['http']['listen']>('http.listen') }),
+    hsts: Object.freeze({ maxAge: get<number>('hsts.maxAge') }),
     admin: Object.freeze({ listen: get<Config['admin']['listen']>('admin.listen') }),
     log: Object.freeze({ level: get<LogLevel>('log.level'), format: get<LogFormat>('log.format') }),
     workers: get<number>('workers'),

@@ -7,6 +7,8 @@ export interface ProxySettings {
   /** "https://host[:port]" when configured; otherwise each request's Host decides. */
   readonly publicOrigin: string | undefined;
   readonly trustedProxies: AddressSet;
+  /** Strict-Transport-Security value, or undefined when HSTS is off. */
+  readonly hsts?: string | undefined;
 }
 
 /**

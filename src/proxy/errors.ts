@@ -66,7 +66,7 @@ export function isRegistryPath(url: string | undefined): boolean {
  * (distribution/distribution registry/api/errcode). If the answer has already begun,
  * the only honest signal left is to close the connection.
  */
-export function sendError(req: IncomingMessage, res: ServerResponse, error: ProxyError): void {
+export function sendError(req: IncomingMessage, res: ServerResponse, error: ProxyError, extra: Readonly<Record<string, string>> = {}): void {
   if (res.headersSent || res.destroyed) {
     res.destroy();
     return;
@@ -79,6 +79,7 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: Prox
     'content-type': registry ? 'application/json; charset=utf-8' : 'text/plain; charset=utf-8',
     'content-length': Buffer.byteLength(body),
     'cache-control': 'no-store',
+    ...extra,
   };
   if (registry) headers['docker-distribution-api-version'] = 'registry/2.0';
   // The request body may not have been read; closing avoids parsing it as the next request.

@@ -8,6 +8,7 @@ import { createContext, type ProxySettings, type RequestContext } from './contex
 import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
 import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/headers.js';
+import { hstsApplies } from './response/hsts.js';
 import type { Transport } from './transport.js';
 
 export interface HandlerDeps {
@@ -37,7 +38,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     req.url = ctx.url; // the transport forwards req.url byte-for-byte
     deps.transport.forward(req, res, {
       onResponse: (proxyRes) => relayResponse(proxyRes, res, ctx, record, deps),
-      onError: (err) => answerError(err, req, res, record, deps),
+      onError: (err) => answerError(err, req, res, ctx, record, deps),
     });
   };
 }
@@ -88,6 +89,7 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse,
     headers: pairsFromRaw(proxyRes.rawHeaders),
     upstream: deps.settings.upstream,
     publicOrigin: ctx.publicOrigin,
+    hsts: deps.settings.hsts,
   };
   for (const pass of RESPONSE_PASSES) pass(out);
   proxyRes.on('data', (chunk: Buffer) => (record.bytesOut += chunk.length));
@@ -111,9 +113,15 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse,
 }
 
 /** The upstream request failed: answer with the mapped error, unless the client is gone or was answered. */
-function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerResponse, record: Exchanged, deps: HandlerDeps): void {
+function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
   deps.awaitingUpstream.delete(req.socket);
   if (res.writableFinished) return; // the answer was complete; a late upstream error changes nothing
   record.error = req.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
-  if (record.error.kind !== 'client_gone') sendError(req, res, record.error);
+  if (record.error.kind !== 'client_gone') sendError(req, res, record.error, hstsHeaders(ctx, deps));
+}
+
+/** Strict-Transport-Security for berth's own answers, as addHsts adds it to relayed ones. */
+function hstsHeaders(ctx: RequestContext, deps: HandlerDeps): Record<string, string> {
+  const value = deps.settings.hsts;
+  return value !== undefined && hstsApplies(ctx.publicOrigin) ? { 'strict-transport-security': value } : {};
 }

@@ -5,6 +5,7 @@ import { setForwarded } from './request/forwarded.js';
 import type { ResponsePass } from './response/headers.js';
 import { stripResponseHopByHop } from './response/hopByHop.js';
 import { rewriteLocation } from './response/location.js';
+import { addHsts } from './response/hsts.js';
 import { rewriteRealm } from './response/realm.js';
 
 /**
@@ -13,4 +14,4 @@ import { rewriteRealm } from './response/realm.js';
  */
 export const REQUEST_PASSES: readonly RequestPass[] = [checkHost, stripHopByHop, setForwarded];
 
-export const RESPONSE_PASSES: readonly ResponsePass[] = [stripResponseHopByHop, rewriteLocation, rewriteRealm];
+export const RESPONSE_PASSES: readonly ResponsePass[] = [stripResponseHopByHop, rewriteLocation, rewriteRealm, addHsts];

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import type http from 'node:http';
 import type https from 'node:https';
 import client from 'prom-client';
 import type { AddressInfo, Socket } from 'node:net';
@@ -13,10 +14,13 @@ import { TLS_PROFILE } from '../tls/profile.js';
 import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
 import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer } from './https.js';
+import { createRedirectServer } from './redirect.js';
 
 export interface Berth {
   readonly server: https.Server;
   readonly address: AddressInfo;
+  /** The plain-HTTP redirect listener, when http.listen is set. */
+  readonly httpAddress: AddressInfo | undefined;
   readonly inFlight: InFlight;
   readonly draining: boolean;
   /**
@@ -53,6 +57,8 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
       upstream: config.upstream,
       publicOrigin: config.publicOrigin?.origin,
       trustedProxies: config.trustedProxies,
+      // Never with the development certificate: browsers would then refuse the host for a year.
+      hsts: config.hsts.maxAge > 0 && tls.devCa === undefined ? `max-age=${Math.floor(config.hsts.maxAge / 1000)}` : undefined,
     },
     transport,
     logger,
@@ -63,14 +69,18 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   });
   const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, awaitingUpstream });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host: config.listen.host, port: config.listen.port }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listen(server, config.listen);
   server.on('error', (err) => logger.error({ err }, 'listener error'));
+  const address = server.address() as AddressInfo;
+  let redirect: http.Server | undefined;
+  if (config.http.listen) {
+    redirect = createRedirectServer({ config, httpsPort: address.port, logger });
+    await listen(redirect, config.http.listen).catch((err: unknown) => {
+      server.close();
+      throw err;
+    });
+    redirect.on('error', (err) => logger.error({ err }, 'http listener error'));
+  }
 
   const certificate = config.tls.cert !== undefined && config.tls.key !== undefined ? watchTls(server, config.tls.cert, config.tls.key, tls, logger) : undefined;
   server.on('secureConnection', (socket: Socket) => {
@@ -81,15 +91,21 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   const startLeaf = new crypto.X509Certificate(tls.cert);
   const drain = createDrain({ server, inFlight, logger, grace: config.shutdown.grace });
   let stopped: Promise<DrainEnd> | undefined;
-  const stop = (): Promise<DrainEnd> =>
-    (stopped ??= drain.begin().then((end) => {
+  const stop = (): Promise<DrainEnd> => {
+    if (stopped) return stopped;
+    redirect?.close();
+    redirect?.closeIdleConnections();
+    stopped = drain.begin().then((end) => {
       certificate?.close();
       transport.close();
       return end;
-    }));
+    });
+    return stopped;
+  };
   return {
     server,
-    address: server.address() as AddressInfo,
+    address,
+    httpAddress: redirect?.address() as AddressInfo | undefined,
     inFlight,
     get draining() {
       return drain.draining;
@@ -117,5 +133,15 @@ function watchTls(server: https.Server, certFile: string, keyFile: string, curre
     current,
     logger,
     apply: (pair) => server.setSecureContext({ ...TLS_PROFILE, cert: pair.cert, key: pair.key, ticketKeys: server.getTicketKeys() }),
+  });
+}
+
+function listen(server: http.Server, at: { host: string | undefined; port: number }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host: at.host, port: at.port }, () => {
+      server.off('error', reject);
+      resolve();
+    });
   });
 }

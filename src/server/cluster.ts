@@ -23,6 +23,7 @@ import { exitAfterFlush, logServing, reloadOnHangup, stopOnSignals } from './lif
 interface ListeningMessage {
   readonly type: 'berth:listening';
   readonly address: AddressInfo;
+  readonly httpAddress: AddressInfo | undefined;
 }
 
 function isListening(message: unknown): message is ListeningMessage {
@@ -85,7 +86,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
       listening.add(worker.id);
       if (!announced && listening.size >= config.workers) {
         announced = true;
-        logServing(logger, config, message.address, tls, admin?.address);
+        logServing(logger, config, message.address, tls, admin?.address, message.httpAddress);
       }
     });
     return worker;
@@ -146,5 +147,5 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);
   reloadOnHangup(berth);
-  process.send?.({ type: 'berth:listening', address: berth.address } satisfies ListeningMessage);
+  process.send?.({ type: 'berth:listening', address: berth.address, httpAddress: berth.httpAddress } satisfies ListeningMessage);
 }

@@ -5,11 +5,12 @@ import { logTrustInstructions, type TlsMaterial } from '../tls/material.js';
 import type { Berth } from './berth.js';
 
 /** The one "serving" line, logged once per berth whatever the number of workers. */
-export function logServing(logger: Logger, config: Config, address: AddressInfo, tls: TlsMaterial, admin: AddressInfo | undefined): void {
+export function logServing(logger: Logger, config: Config, address: AddressInfo, tls: TlsMaterial, admin: AddressInfo | undefined, http: AddressInfo | undefined): void {
   const host = (a: AddressInfo): string => (a.address.includes(':') ? `[${a.address}]` : a.address);
   logger.info(
     {
       listen: `https://${host(address)}:${address.port}`,
+      http: http ? `http://${host(http)}:${http.port}` : 'off',
       admin: admin ? `http://${host(admin)}:${admin.port}` : 'off',
       upstream: config.upstream.origin,
       publicOrigin: config.publicOrigin?.origin ?? "(from each request's Host)",

@@ -22,7 +22,7 @@ export interface TestBerth {
 let sharedPki: Promise<TestPki> | undefined;
 
 /** Starts berth in-process on 127.0.0.1:0 with a certificate from a CA made for the test run. */
-export async function startTestBerth(t: Test, settings: Record<string, unknown>): Promise<TestBerth> {
+export async function startTestBerth(t: Test, settings: Record<string, unknown>, options: { devCa?: string } = {}): Promise<TestBerth> {
   sharedPki ??= makeTestPki();
   const pki = await sharedPki;
   const layer = new Map<string, Raw>();
@@ -43,7 +43,7 @@ export async function startTestBerth(t: Test, settings: Record<string, unknown>)
     },
   });
   const logger = createLogger({ level: 'info', format: 'json' }, sink);
-  const berth = await startBerth(config, { cert: pki.cert, key: pki.key }, logger);
+  const berth = await startBerth(config, { cert: pki.cert, key: pki.key, ...options }, logger);
   t.teardown(() => {
     berth.server.closeAllConnections();
     return berth.close();

@@ -6,6 +6,8 @@ export type HeaderPairs = [name: string, value: string][];
 export interface ResponseContext extends OriginView {
   readonly status: number;
   headers: HeaderPairs;
+  /** Strict-Transport-Security value when HSTS is on (see hsts.ts). */
+  readonly hsts?: string | undefined;
 }
 
 /** A step on the way out: changes the response headers in the context. */

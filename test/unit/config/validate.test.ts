@@ -68,7 +68,8 @@ t.test('durations and listen addresses', async (t) => {
   t.equal(parseDuration('1.5s'), 1500);
   t.equal(parseDuration(30), 30_000, 'a number is seconds');
   t.equal(parseDuration('30'), 30_000);
-  t.throws(() => parseDuration('1d'));
+  t.equal(parseDuration('30d'), 30 * 86_400_000, 'days, for HSTS');
+  t.throws(() => parseDuration('1w'));
   t.same(parseListen(':8443'), { host: undefined, port: 8443 });
   t.same(parseListen('0.0.0.0:443'), { host: '0.0.0.0', port: 443 });
   t.same(parseListen('[::1]:8443'), { host: '::1', port: 8443 });

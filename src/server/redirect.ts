@@ -1,0 +1,67 @@
+import http from 'node:http';
+import type { Logger } from 'pino';
+import type { Config } from '../config/validate.js';
+import { isRegistryPath } from '../proxy/errors.js';
+
+/** An authority as RFC 3986 allows it in Host (as the TLS listener checks it). */
+const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d{1,5})?$/;
+
+export interface RedirectOptions {
+  readonly config: Config;
+  /** The port the TLS listener serves, for redirects built from Host. */
+  readonly httpsPort: number;
+  readonly logger: Logger;
+}
+
+/**
+ * The optional plain-HTTP listener. Everything is redirected to https with 308 (method
+ * and body kept, as clients that follow it must), to the public origin when one is
+ * configured, else to the host the client asked for on berth's https port. Under /v2/
+ * registry clients get a registry error instead: none of them replays an upload body
+ * across a redirect, and a push must not start over plain HTTP.
+ */
+export function createRedirectServer(options: RedirectOptions): http.Server {
+  const { config } = options;
+  const server = http.createServer(
+    { headersTimeout: config.timeouts.headers, keepAliveTimeout: config.timeouts.keepAlive, requestTimeout: config.timeouts.headers, insecureHTTPParser: false },
+    (req, res) => {
+      const url = req.url ?? '/';
+      // The request body is never read here: answer, then close.
+      if (!req.complete) res.shouldKeepAlive = false;
+      const origin = httpsOrigin(req.headers.host, options);
+      if (isRegistryPath(url)) {
+        const message = `berth: this registry is served over https only: use ${origin ?? 'https'}${origin ? '/v2/' : ''}`;
+        const body = JSON.stringify({ errors: [{ code: 'UNSUPPORTED', message, detail: null }] }) + '\n';
+        res.writeHead(400, {
+          'content-type': 'application/json; charset=utf-8',
+          'content-length': Buffer.byteLength(body),
+          'docker-distribution-api-version': 'registry/2.0',
+          'cache-control': 'no-store',
+        });
+        return void res.end(req.method === 'HEAD' ? undefined : body);
+      }
+      if (origin === undefined || !url.startsWith('/')) {
+        const body = 'berth: this site is served over https only\n';
+        res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+        return void res.end(req.method === 'HEAD' ? undefined : body);
+      }
+      const location = origin + url; // the path and query byte-for-byte
+      const body = `Moved to ${location}\n`;
+      res.writeHead(308, { location, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+      res.end(req.method === 'HEAD' ? undefined : body);
+    },
+  );
+  server.on('clientError', (_err, socket) => {
+    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    else socket.destroy();
+  });
+  return server;
+}
+
+/** "https://host[:port]" to send the client to, or undefined when Host is missing or not a host. */
+function httpsOrigin(host: string | undefined, options: RedirectOptions): string | undefined {
+  if (options.config.publicOrigin) return options.config.publicOrigin.origin;
+  const match = host === undefined ? null : HOST.exec(host);
+  if (!match) return undefined;
+  return `https://${match[1]!.toLowerCase()}${options.httpsPort === 443 ? '' : `:${options.httpsPort}`}`;
+}
