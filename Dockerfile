@@ -21,6 +21,11 @@ RUN mkdir -p /app/certs && chown node:node /app/certs
 VOLUME ["/app/certs"]
 USER node
 EXPOSE 8443
-# berth drains on SIGTERM: it stops accepting and lets requests in flight finish.
+# berth drains on SIGTERM: it stops accepting and lets requests in flight finish within
+# shutdown.grace (10m); give docker stop / stop_grace_period a little more.
 STOPSIGNAL SIGTERM
+# berth check: the config and certificate as berth reads them (same BERTH_* environment),
+# the upstream, and the running berth's /readyz on its admin listener (loopback, 8444).
+HEALTHCHECK --interval=30s --timeout=15s --start-period=20s --retries=3 \
+  CMD ["node", "--disable-warning=DEP0060", "dist/cli.js", "check"]
 ENTRYPOINT ["node", "--disable-warning=DEP0060", "--max-semi-space-size=2", "dist/cli.js"]

@@ -8,6 +8,7 @@ import { KEYS, envName } from './config/schema.js';
 import { ConfigError, warnings } from './config/validate.js';
 import { loadConfig, parseFlags } from './config/load.js';
 import { startAdminListener } from './admin/start.js';
+import { check, formatFindings } from './commands/check.js';
 import { createLogger } from './observe/logger.js';
 import { registerCertificateExpiry, registerDraining } from './observe/metrics.js';
 import { startBerth } from './server/berth.js';
@@ -20,6 +21,8 @@ function usage(): string {
     'berth: a TLS front for Harbor and OCI/Docker registries',
     '',
     'usage: berth [--config FILE] [--upstream URL] [--listen HOST:PORT] [--cert FILE --key FILE] [...]',
+    '       berth check [same options]   check the config, the certificate, the upstream and the running',
+    '                                    berth (its admin /readyz); exit 0 only if nothing is a problem',
     '',
     'Settings come from the YAML file (--config, $BERTH_CONFIG, or config/berth.yaml when present),',
     'then BERTH_* environment variables, then flags; each later one wins.',
@@ -42,6 +45,12 @@ function fail(message: string, code: number): never {
 }
 
 async function main(argv: readonly string[]): Promise<void> {
+  if (argv[0] === 'check') {
+    const findings = await check(argv.slice(1), process.env);
+    process.stdout.write(formatFindings(findings));
+    process.exitCode = findings.some((f) => f.level === 'problem') ? 1 : 0;
+    return;
+  }
   const args = parseFlags(argv);
   if (args.help) {
     process.stdout.write(usage());

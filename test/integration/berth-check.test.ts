@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import t from 'tap';
+import { runCli, startCli, stopCli } from '../helpers/cli.js';
+import { makeTestPki } from '../helpers/tls.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+// `berth check` as an operator (or the image's health check) runs it: a real process
+// against real files, a real upstream and a real running berth.
+
+const DAY = 86_400_000;
+
+function findings(stdout: string): string[][] {
+  return stdout
+    .trim()
+    .split('\n')
+    .slice(0, -1)
+    .map((line) => {
+      const m = /^(ok|warning|problem)\s+(.+?)\s{2,}(.*)$/.exec(line);
+      return m ? [m[1]!, m[2]!, m[3]!] : ['unparsed', line, ''];
+    });
+}
+
+function write(content: string): string {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'berth-check-')), 'file.pem');
+  fs.writeFileSync(file, content);
+  return file;
+}
+
+t.test('a good setup, with berth running: all well, exit 0', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.writeHead(401, { 'www-authenticate': 'Bearer realm="x"' }).end());
+  const pki = await makeTestPki(['registry.example.com', 'localhost', '127.0.0.1']);
+  const lasting = await pki.issue({ notAfter: new Date(Date.now() + 90 * DAY) }); // well beyond the 14-day warning
+  const args = ['--upstream', up.url, '--public-origin', 'https://registry.example.com', '--cert', write(lasting.cert), '--key', write(lasting.key)];
+  const berth = await startCli([...args, '--workers', '2', '--listen', '127.0.0.1:0']);
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  const run = await runCli(['check', ...args, '--admin-listen', `127.0.0.1:${berth.adminPort}`]);
+  t.equal(run.code, 0, run.stdout + run.stderr);
+  t.match(findings(run.stdout), [
+    ['ok', 'config', /upstream http:\/\/127\.0\.0\.1:\d+, listen :8443, workers/],
+    ['ok', 'certificate', /^key matches; CN=registry\.example\.com; DNS:registry\.example\.com.*; valid until /],
+    ['ok', 'certificate names', 'cover registry.example.com'],
+    ['ok', 'upstream', /GET \/v2\/ answered 401$/],
+    ['ok', 'running berth', 'ready'],
+  ]);
+  t.match(run.stdout, /\nall well\n$/);
+  t.equal(await stopCli(berth.child), 0);
+});
+
+t.test('each kind of bad setup is a problem, saying what and why; exit 1', async (t) => {
+  const up = await startUpstream(t, (req, res) => res.writeHead(req.url === '/v2/' ? 200 : 404).end());
+  const notRegistry = await startUpstream(t, (_req, res) => res.writeHead(404).end());
+  const pki = await makeTestPki(['registry.example.com']);
+  const other = await pki.issue();
+  const expired = await pki.issue({ notBefore: new Date(Date.now() - 10 * DAY), notAfter: new Date(Date.now() - DAY) });
+  const base = ['--upstream', up.url, '--public-origin', 'https://registry.example.com', '--admin-listen', 'off'];
+  const cases: [string, string[], Record<string, string>, [string, string, RegExp | string]][] = [
+    ['a key that is not the certificate’s', ['--cert', pki.certFile, '--key', write(other.key)], {}, ['problem', 'certificate', /does not belong to the certificate/]],
+    ['an expired certificate', ['--cert', write(expired.cert), '--key', write(expired.key)], {}, ['problem', 'certificate', /expired on/]],
+    ['a missing certificate file', ['--cert', '/nonexistent/tls.crt', '--key', pki.keyFile], {}, ['problem', 'certificate', /cannot read certificate \/nonexistent\/tls\.crt: ENOENT/]],
+    ['names that miss the public host', ['--cert', pki.certFile, '--key', pki.keyFile, '--public-origin', 'https://harbor.example.org'], {}, ['problem', 'certificate names', 'do not cover harbor.example.org, the host of publicOrigin: clients will refuse the certificate']],
+    ['an upstream that is down', ['--cert', pki.certFile, '--key', pki.keyFile, '--upstream', 'http://127.0.0.1:9'], {}, ['problem', 'upstream', 'http://127.0.0.1:9: GET /v2/ failed: ECONNREFUSED']],
+    ['an upstream that is not a registry', ['--cert', pki.certFile, '--key', pki.keyFile, '--upstream', notRegistry.url], {}, ['problem', 'upstream', /GET \/v2\/ answered 404, expected 200 or 401$/]],
+    ['a bad setting', ['--cert', pki.certFile, '--key', pki.keyFile], { BERTH_TIMEOUTS_HEADERS: 'soon' }, ['problem', 'config', /^timeouts\.headers: expected a duration/]],
+  ];
+  for (const [name, args, env, expected] of cases) {
+    const run = await runCli(['check', ...base, ...args], { env });
+    t.equal(run.code, 1, `${name}: exit 1`);
+    t.match(
+      findings(run.stdout).filter((f) => f[0] === 'problem'),
+      [expected],
+      `${name}: one problem, named`,
+    );
+    t.match(run.stdout, /\n1 problem\n$/);
+  }
+});
+
+t.test('warnings do not fail the check', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.writeHead(200).end('{}'));
+  const pki = await makeTestPki(['registry.example.com']);
+  const soon = await pki.issue({ notAfter: new Date(Date.now() + 5 * DAY) });
+  const run = await runCli(['check', '--upstream', up.url, '--cert', write(soon.cert), '--key', write(soon.key), '--admin-listen', 'off']);
+  t.equal(run.code, 0);
+  t.match(findings(run.stdout), [
+    ['ok', 'config', /./],
+    ['warning', 'certificate', /^expires in [45] days: /],
+    ['warning', 'certificate names', 'publicOrigin is unset: the names clients use cannot be checked'],
+    ['ok', 'upstream', /answered 200$/],
+    ['warning', 'running berth', 'admin.listen is off: not checked'],
+  ]);
+  t.match(run.stdout, /\nall well \(3 warnings\)\n$/);
+});
+
+t.test('a running berth that is not ready is a problem, with its reasons', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.writeHead(200).end('{}'));
+  const pki = await makeTestPki();
+  const berth = await startCli(['--workers', '1', '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile]);
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  up.server.close();
+  up.server.closeAllConnections();
+  const run = await runCli(['check', '--upstream', up.url, '--cert', pki.certFile, '--key', pki.keyFile, '--admin-listen', `127.0.0.1:${berth.adminPort}`]);
+  t.equal(run.code, 1);
+  t.match(findings(run.stdout).find((f) => f[1] === 'running berth'), ['problem', 'running berth', /^not ready \(503\): upstream: GET \/v2\/ failed: ECONNREFUSED$/]);
+  t.equal(await stopCli(berth.child), 0);
+});
