@@ -1,4 +1,7 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
@@ -31,7 +34,7 @@ const via = (berth: RunningCli, pki: TestPki): { port: number; pki: TestPki } =>
 async function waitFor<T>(what: () => Promise<T>, until: (value: T) => boolean): Promise<T> {
   for (let i = 0; ; i++) {
     const value = await what();
-    if (until(value) || i === 100) return value;
+    if (until(value) || i === 200) return value;
     await new Promise((r) => setTimeout(r, 50));
   }
 }
@@ -148,7 +151,10 @@ t.test('/readyz fails while berth drains, and for an upstream that is not a regi
     (r) => r.status === 503 && (JSON.parse(r.body) as { checks: { draining: { ok: boolean } } }).checks.draining.ok === false,
   );
   t.match(JSON.parse(draining.body), { checks: { draining: { ok: false, detail: 'stopping: waiting for requests in flight' } } }, 'draining shows on /readyz');
-  t.equal(sample(parsePrometheus((await admin(berth, '/metrics')).body), 'berth_draining'), 1);
+  const during = parsePrometheus((await admin(berth, '/metrics')).body);
+  t.equal(sample(during, 'berth_draining'), 1);
+  t.equal(sample(during, 'berth_requests_in_flight'), 1, 'the pending upload is in flight');
+  t.equal(sample(during, 'berth_uploads_in_flight'), 1, 'and counted as an upload');
   release();
   t.equal((await pending).status, 201, 'the request in flight finished');
   const [code] = (await once(berth.child, 'close')) as [number];
@@ -172,4 +178,23 @@ t.test('admin.listen: off, and a port already taken', async (t) => {
     t.equal(run.code, 1, `workers ${workers}: berth does not start`);
     t.match(run.stderr, new RegExp(`cannot listen: .*EADDRINUSE.*127\\.0\\.0\\.1:${port}`), 'and says why');
   }
+});
+
+t.test('/readyz fails once the certificate in service expires', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('{}'));
+  const pki = await makeTestPki();
+  const brief = await pki.issue({ notAfter: new Date(Date.now() + 4000) });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-brief-'));
+  fs.writeFileSync(path.join(dir, 'tls.crt'), brief.cert);
+  fs.writeFileSync(path.join(dir, 'tls.key'), brief.key);
+  const berth = await startCli(['--workers', '1', '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', path.join(dir, 'tls.crt'), '--key', path.join(dir, 'tls.key')]);
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  t.equal((await admin(berth, '/readyz')).status, 200);
+  const expired = await waitFor(
+    () => admin(berth, '/readyz'),
+    (r) => r.status === 503,
+  );
+  t.match(JSON.parse(expired.body), { ready: false, checks: { certificate: { ok: false, detail: /^expired / }, upstream: { ok: true } } });
+  t.ok(sample(parsePrometheus((await admin(berth, '/metrics')).body), 'berth_certificate_expiry_seconds')! <= 0, 'the expiry metric says so too');
+  t.equal(await stopCli(berth.child), 0);
 });
