@@ -64,9 +64,10 @@ async function main(argv: readonly string[]): Promise<void> {
   const config = loadConfig(args, process.env);
   const logger = createLogger(config.log);
   if (cluster.isWorker) return runWorker(config, logger);
-  for (const warning of warnings(config)) logger.warn(warning);
   // Made here, once: workers then reuse the development certificate instead of racing to make it.
   const tls = await loadTlsMaterial(config, logger);
+  // After the certificate: a setup that cannot start says only why.
+  for (const warning of warnings(config)) logger.warn(warning);
   if (config.workers > 1) return runPrimary(config, tls, logger);
   const berth = await startBerth(config, tls, logger);
   registerCertificateExpiry(berth.registry, () => new Date(berth.certificate().validTo));

@@ -11,10 +11,12 @@ export type Kind =
   | 'publicOrigin' // https://host[:port], optional
   | 'path' // a file or directory path, optional where the default is null
   | 'cidrList' // list of CIDRs or single addresses
+  | 'nameList' // list of host names ("*.example.com" allowed) or IP addresses
   | 'duration' // "500ms", "60s", "15m", "1h", "30d", or a number of seconds; 0 = off where allowed
   | 'logLevel'
   | 'logFormat'
-  | 'workers'; // "auto" (one per CPU) or a whole number from 1
+  | 'workers' // "auto" (one per CPU) or a whole number from 1
+  | 'count'; // a whole number from 0
 
 export interface KeySpec {
   /** Dotted path in the YAML file. */
@@ -78,6 +80,13 @@ export const KEYS: readonly KeySpec[] = [
     doc: 'Where the development CA and certificate are kept across restarts (relative to the working directory).',
   },
   {
+    path: 'serverNames',
+    kind: 'nameList',
+    default: [],
+    flag: 'server-names',
+    doc: 'Host names berth serves besides publicOrigin\'s host ("*.example.com" matches one label). With either set, a request whose Host or TLS SNI names another host gets 421 and never reaches the upstream.',
+  },
+  {
     path: 'trustedProxies',
     kind: 'cidrList',
     default: [],
@@ -133,6 +142,18 @@ export const KEYS: readonly KeySpec[] = [
     default: '127.0.0.1:8444',
     flag: 'admin-listen',
     doc: 'Plain-HTTP admin listener for /healthz, /readyz and /metrics; loopback by default (in a pod, ":8444" so the kubelet can probe it). "off" disables it.',
+  },
+  {
+    path: 'limits.connections',
+    kind: 'count',
+    default: '10000',
+    doc: 'Open client connections per serving process; one over it is answered 503 (retry shortly) and closed. 0 = no cap.',
+  },
+  {
+    path: 'limits.connectionsPerClient',
+    kind: 'count',
+    default: '512',
+    doc: 'Open connections per client address, per serving process; one over it is answered 429 and closed. Clients behind one NAT share an address: keep it generous. 0 = no cap.',
   },
   {
     path: 'shutdown.grace',

@@ -1,6 +1,7 @@
 import net from 'node:net';
 import os from 'node:os';
 import { addressSet, type AddressSet } from '../net/cidr.js';
+import { parseName } from '../net/names.js';
 import { KEYS, envName, type KeySpec } from './schema.js';
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -13,6 +14,8 @@ export interface Config {
   readonly publicOrigin: URL | undefined;
   readonly tls: { readonly cert: string | undefined; readonly key: string | undefined; readonly dir: string };
   readonly trustedProxies: AddressSet;
+  /** serverNames as configured (publicOrigin's host is served too). */
+  readonly serverNames: readonly string[];
   readonly timeouts: {
     readonly headers: number;
     readonly clientIdle: number;
@@ -21,6 +24,8 @@ export interface Config {
     readonly upstreamResponse: number;
   };
   readonly shutdown: { readonly grace: number };
+  /** Connection caps per serving process; 0 = none. */
+  readonly limits: { readonly connections: number; readonly connectionsPerClient: number };
   /** The plain-HTTP listener that redirects to https; unset when "off". */
   readonly http: { readonly listen: { readonly host: string | undefined; readonly port: number } | undefined };
   /** HSTS max-age, ms; 0 = off. */
@@ -96,10 +101,10 @@ function parseOrigin(value: unknown, schemes: readonly string[]): URL {
   return url;
 }
 
-function parseList(value: unknown): string[] {
+function parseList(value: unknown, what = 'CIDRs'): string[] {
   if (typeof value === 'string') return value.split(',').map((s) => s.trim()).filter(Boolean);
   if (Array.isArray(value) && value.every((v) => typeof v === 'string')) return value as string[];
-  throw new Error(`expected a list of CIDRs (YAML list, or comma-separated), got ${show(value)}`);
+  throw new Error(`expected a list of ${what} (YAML list, or comma-separated), got ${show(value)}`);
 }
 
 function parseEnum<T extends string>(value: unknown, allowed: readonly T[]): T {
@@ -132,6 +137,8 @@ function parseKey(spec: KeySpec, value: unknown): unknown {
       return value === null || value === undefined || value === '' ? undefined : parseOrigin(value, ['https']);
     case 'path':
       return parsePath(value);
+    case 'nameList':
+      return parseList(value, 'host names').map(parseName);
     case 'cidrList': {
       const list = parseList(value);
       for (const item of list) addressSet([item]);
@@ -145,6 +152,11 @@ function parseKey(spec: KeySpec, value: unknown): unknown {
       return parseEnum(value, LOG_FORMATS);
     case 'workers':
       return parseWorkers(value);
+    case 'count': {
+      const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
+      if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) return n;
+      throw new Error(`expected a whole number from 0, got ${show(value)}`);
+    }
   }
 }
 
@@ -212,6 +224,7 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
     publicOrigin: get<URL | undefined>('publicOrigin'),
     tls: Object.freeze({ cert, key, dir: get<string>('tls.dir') }),
     trustedProxies: get<AddressSet>('trustedProxies'),
+    serverNames: Object.freeze(get<string[]>('serverNames')),
     timeouts: Object.freeze({
       headers: get<number>('timeouts.headers'),
       clientIdle: get<number>('timeouts.clientIdle'),
@@ -220,6 +233,7 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
       upstreamResponse: get<number>('timeouts.upstreamResponse'),
     }),
     shutdown: Object.freeze({ grace: get<number>('shutdown.grace') }),
+    limits: Object.freeze({ connections: get<number>('limits.connections'), connectionsPerClient: get<number>('limits.connectionsPerClient') }),
     http: Object.freeze({ listen: get<Config['http']['listen']>('http.listen') }),
     hsts: Object.freeze({ maxAge: get<number>('hsts.maxAge') }),
     admin: Object.freeze({ listen: get<Config['admin']['listen']>('admin.listen') }),
@@ -239,5 +253,8 @@ export function warnings(config: Config): string[] {
     out.push('timeouts.clientIdle is under 60s: pushes over slow or bursty links may be cut');
   }
   if (upstreamResponse === 0) out.push('timeouts.upstreamResponse is 0: a hung upstream holds client connections forever');
+  if (config.publicOrigin === undefined && config.serverNames.length === 0) {
+    out.push('publicOrigin and serverNames are unset: host names are not enforced, and any Host a client sends flows into upload Locations and token realms (fine for local development; set publicOrigin in production)');
+  }
   return out;
 }

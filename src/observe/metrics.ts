@@ -26,6 +26,7 @@ export interface ServingMetrics extends RequestObserver {
   connectionOpened(): void;
   connectionClosed(): void;
   tlsHandshakeFailed(): void;
+  connectionRefused(reason: string): void;
 }
 
 /** Durations from a token request to a multi-hour push. */
@@ -58,6 +59,12 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
     labelNames: ['kind'] as const,
     registers,
   });
+  const refused = new client.Counter({
+    name: 'berth_connections_refused_total',
+    help: 'Connections answered with a refusal because a connection cap was reached, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
   const isUpload = (method: string, operation: Operation): boolean => operation === 'blob_upload' && method !== 'GET' && method !== 'HEAD' && method !== 'DELETE';
 
   return {
@@ -79,6 +86,7 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
     connectionOpened: () => connections.inc(),
     connectionClosed: () => connections.dec(),
     tlsHandshakeFailed: () => handshakeFailures.inc(),
+    connectionRefused: (reason) => refused.inc({ reason }),
   };
 }
 

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressSet } from '../net/cidr.js';
+import type { NameSet } from '../net/names.js';
 
 /** What the passes read from the configuration; prepared once, shared read-only. */
 export interface ProxySettings {
@@ -7,6 +8,8 @@ export interface ProxySettings {
   /** "https://host[:port]" when configured; otherwise each request's Host decides. */
   readonly publicOrigin: string | undefined;
   readonly trustedProxies: AddressSet;
+  /** The host names served (publicOrigin's and serverNames); undefined = not enforced. */
+  readonly names?: NameSet | undefined;
   /** Strict-Transport-Security value, or undefined when HSTS is off. */
   readonly hsts?: string | undefined;
 }
@@ -21,6 +24,8 @@ export interface RequestContext {
   /** The request target in origin-form ("/v2/…?…"), as forwarded; the host pass may change it. */
   url: string;
   readonly headers: IncomingHttpHeaders;
+  /** The server name the client sent in its TLS handshake (SNI), if any. */
+  readonly sni: string | undefined;
   /** The TCP peer: the client, or a proxy in front of berth. */
   readonly peer: string;
   /** The peer is in trustedProxies. */
@@ -33,7 +38,7 @@ export interface RequestContext {
 
 export function createContext(
   settings: ProxySettings,
-  req: { method?: string | undefined; url?: string | undefined; headers: IncomingHttpHeaders; socket: { remoteAddress?: string | undefined } },
+  req: { method?: string | undefined; url?: string | undefined; headers: IncomingHttpHeaders; socket: { remoteAddress?: string | undefined; servername?: string | false | null | undefined } },
 ): RequestContext {
   const peer = req.socket.remoteAddress ?? '';
   return {
@@ -41,6 +46,7 @@ export function createContext(
     method: req.method ?? 'GET',
     url: req.url ?? '/',
     headers: req.headers,
+    sni: typeof req.socket.servername === 'string' ? req.socket.servername : undefined,
     peer,
     trusted: settings.trustedProxies.has(peer),
     publicOrigin: settings.publicOrigin ?? '',

@@ -7,6 +7,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
  */
 export const ERRORS = {
   bad_host: { status: 400, code: 'UNSUPPORTED', message: 'berth: the Host header is not a valid host[:port]' },
+  headers_too_large: { status: 431, code: 'UNSUPPORTED', message: 'berth: the request header section is too large' },
+  misdirected: { status: 421, code: 'DENIED', message: 'berth: this server does not serve that host name' },
   bad_target: { status: 400, code: 'UNSUPPORTED', message: 'berth: the request target must be a path (origin-form) or an absolute http(s) URL' },
   upstream_unreachable: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry behind this proxy is unreachable' },
   upstream_tls: { status: 502, code: 'UNAVAILABLE', message: "berth: the TLS connection to the registry failed (certificate not accepted, or the registry does not speak TLS)" },
@@ -14,6 +16,8 @@ export const ERRORS = {
   upstream_bad_response: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry sent a malformed response' },
   upstream_timeout: { status: 504, code: 'UNAVAILABLE', message: 'berth: the registry did not answer in time' },
   upstream_connect_timeout: { status: 504, code: 'UNAVAILABLE', message: 'berth: timed out connecting to the registry' },
+  too_many_connections: { status: 503, code: 'TOOMANYREQUESTS', message: 'berth: too many open connections; retry shortly' },
+  too_many_client_connections: { status: 429, code: 'TOOMANYREQUESTS', message: 'berth: too many open connections from this address; close some, or retry shortly' },
   client_gone: { status: 499, code: 'UNKNOWN', message: 'client closed the connection' },
   internal: { status: 500, code: 'UNKNOWN', message: 'berth: internal error' },
 } as const;

@@ -9,7 +9,14 @@ import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
 import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/headers.js';
 import { hstsApplies } from './response/hsts.js';
+import { refusalOf } from '../net/connectionLimits.js';
 import type { Transport } from './transport.js';
+
+/**
+ * Largest header section berth serves: Node's default, above nginx's usual 8 KiB lines.
+ * Larger ones (up to the parser's own cap, server/https.ts) get a registry-shaped 431.
+ */
+export const HEADER_LIMIT = 16 * 1024;
 
 export interface HandlerDeps {
   readonly settings: ProxySettings;
@@ -28,6 +35,13 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
   return (req, res) => {
     const ctx = createContext(deps.settings, req);
     const record = track(req, res, ctx, deps);
+    const refused = refusalOf(req.socket);
+    if (refused || headerSize(req) > HEADER_LIMIT) {
+      record.error = new ProxyError(refused ?? 'headers_too_large');
+      res.shouldKeepAlive = false;
+      sendError(req, res, record.error, refused ? { 'retry-after': '5' } : {});
+      return;
+    }
     try {
       for (const pass of REQUEST_PASSES) pass(ctx);
     } catch (err) {
@@ -124,4 +138,12 @@ function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerRe
 function hstsHeaders(ctx: RequestContext, deps: HandlerDeps): Record<string, string> {
   const value = deps.settings.hsts;
   return value !== undefined && hstsApplies(ctx.publicOrigin) ? { 'strict-transport-security': value } : {};
+}
+
+/** The header section's size as received: request line and header lines. */
+function headerSize(req: http.IncomingMessage): number {
+  let size = (req.method?.length ?? 0) + (req.url?.length ?? 0) + 12;
+  const raw = req.rawHeaders;
+  for (let i = 0; i < raw.length; i++) size += raw[i]!.length + 2;
+  return size;
 }

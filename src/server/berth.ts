@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { createHandler } from '../proxy/handler.js';
 import { createTransport } from '../proxy/transport.js';
+import { nameSet, type NameSet } from '../net/names.js';
 import { InFlight } from '../observe/inFlight.js';
 import { createServingMetrics } from '../observe/metrics.js';
 import type { TlsMaterial } from '../tls/material.js';
@@ -14,6 +15,7 @@ import { TLS_PROFILE } from '../tls/profile.js';
 import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
 import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer } from './https.js';
+import { limitConnections } from '../net/connectionLimits.js';
 import { createRedirectServer } from './redirect.js';
 
 export interface Berth {
@@ -57,6 +59,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
       upstream: config.upstream,
       publicOrigin: config.publicOrigin?.origin,
       trustedProxies: config.trustedProxies,
+      names: servedNames(config),
       // Never with the development certificate: browsers would then refuse the host for a year.
       hsts: config.hsts.maxAge > 0 && tls.devCa === undefined ? `max-age=${Math.floor(config.hsts.maxAge / 1000)}` : undefined,
     },
@@ -74,7 +77,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   const address = server.address() as AddressInfo;
   let redirect: http.Server | undefined;
   if (config.http.listen) {
-    redirect = createRedirectServer({ config, httpsPort: address.port, logger });
+    redirect = createRedirectServer({ config, httpsPort: address.port, logger, names: servedNames(config) });
     await listen(redirect, config.http.listen).catch((err: unknown) => {
       server.close();
       throw err;
@@ -88,6 +91,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     socket.once('close', () => metrics.connectionClosed());
   });
   server.on('tlsClientError', () => metrics.tlsHandshakeFailed());
+  limitConnections(server, { total: config.limits.connections, perClient: config.limits.connectionsPerClient }, (reason) => metrics.connectionRefused(reason));
   const startLeaf = new crypto.X509Certificate(tls.cert);
   const drain = createDrain({ server, inFlight, logger, grace: config.shutdown.grace });
   let stopped: Promise<DrainEnd> | undefined;
@@ -144,4 +148,11 @@ function listen(server: http.Server, at: { host: string | undefined; port: numbe
       resolve();
     });
   });
+}
+
+/** publicOrigin's host and serverNames; undefined when neither is set (names not enforced). */
+export function servedNames(config: Config): NameSet | undefined {
+  const names = [...config.serverNames];
+  if (config.publicOrigin) names.push(config.publicOrigin.hostname);
+  return names.length > 0 ? nameSet(names) : undefined;
 }

@@ -14,6 +14,9 @@ export interface HttpsServerOptions {
   readonly awaitingUpstream: WeakSet<Socket>;
 }
 
+/** Node's parser limit; berth's own is lower (HEADER_LIMIT, proxy/handler.ts). */
+const PARSER_HEADER_LIMIT = 64 * 1024;
+
 /** Answers for parse errors Node reports before a request exists; the connection is closed after. */
 const CLIENT_ERROR_STATUS: Record<string, string> = {
   HPE_HEADER_OVERFLOW: '431 Request Header Fields Too Large',
@@ -37,6 +40,9 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
       keepAliveTimeout: config.timeouts.keepAlive,
       // Never enable insecureHTTPParser: the strict parser is what keeps smuggled requests out.
       insecureHTTPParser: false,
+      // Node's parser cuts anything beyond this with a bare 431; berth's own, lower limit
+      // (HEADER_LIMIT in proxy/handler.ts) answers in the registry's error shape, knowing the request's path.
+      maxHeaderSize: PARSER_HEADER_LIMIT,
     },
     options.handler,
   );

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
+import type { NameSet } from '../net/names.js';
 import { isRegistryPath } from '../proxy/errors.js';
 
 /** An authority as RFC 3986 allows it in Host (as the TLS listener checks it). */
@@ -11,6 +12,8 @@ export interface RedirectOptions {
   /** The port the TLS listener serves, for redirects built from Host. */
   readonly httpsPort: number;
   readonly logger: Logger;
+  /** The served names, when enforced. */
+  readonly names: NameSet | undefined;
 }
 
 /**
@@ -18,7 +21,8 @@ export interface RedirectOptions {
  * and body kept, as clients that follow it must), to the public origin when one is
  * configured, else to the host the client asked for on berth's https port. Under /v2/
  * registry clients get a registry error instead: none of them replays an upload body
- * across a redirect, and a push must not start over plain HTTP.
+ * across a redirect, and a push must not start over plain HTTP. When the served names are
+ * known, a Host naming another host is answered 421 and never redirected to.
  */
 export function createRedirectServer(options: RedirectOptions): http.Server {
   const { config } = options;
@@ -28,6 +32,12 @@ export function createRedirectServer(options: RedirectOptions): http.Server {
       const url = req.url ?? '/';
       // The request body is never read here: answer, then close.
       if (!req.complete) res.shouldKeepAlive = false;
+      const hostMatch = HOST.exec(req.headers.host ?? '');
+      if (options.names && !(hostMatch && options.names.matches(hostMatch[1]!))) {
+        const body = 'berth: this server does not serve that host name\n';
+        res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+        return void res.end(req.method === 'HEAD' ? undefined : body);
+      }
       const origin = httpsOrigin(req.headers.host, options);
       if (isRegistryPath(url)) {
         const message = `berth: this registry is served over https only: use ${origin ?? 'https'}${origin ? '/v2/' : ''}`;

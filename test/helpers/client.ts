@@ -14,6 +14,8 @@ export interface Ask {
   readonly path: string;
   readonly headers?: Record<string, string | string[]>;
   readonly body?: Buffer | string | AsyncIterable<Buffer>;
+  /** TLS SNI to send (default "localhost"; "" sends none). The certificate is still checked against the test CA. */
+  readonly sni?: string;
 }
 
 /** One request to berth over TLS verified against the test CA; a new connection each time. */
@@ -22,7 +24,9 @@ export function ask(tb: Pick<TestBerth, 'port'> & { readonly pki: { readonly ca:
     const req = https.request(
       {
         host: '127.0.0.1',
-        servername: 'localhost',
+        servername: q.sni ?? 'localhost',
+        // Another SNI than the certificate's names: keep the CA check, skip the name check.
+        ...(q.sni === undefined ? {} : { checkServerIdentity: () => undefined }),
         port: tb.port,
         method: q.method ?? 'GET',
         path: q.path,

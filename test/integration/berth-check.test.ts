@@ -84,12 +84,13 @@ t.test('warnings do not fail the check', async (t) => {
   t.equal(run.code, 0);
   t.match(findings(run.stdout), [
     ['ok', 'config', /./],
+    ['warning', 'config', /^publicOrigin and serverNames are unset: host names are not enforced/],
     ['warning', 'certificate', /^expires in [45] days: /],
     ['warning', 'certificate names', 'publicOrigin is unset: the names clients use cannot be checked'],
     ['ok', 'upstream', /answered 200$/],
     ['warning', 'running berth', 'admin.listen is off: not checked'],
   ]);
-  t.match(run.stdout, /\nall well \(3 warnings\)\n$/);
+  t.match(run.stdout, /\nall well \(4 warnings\)\n$/);
 });
 
 t.test('a running berth that is not ready is a problem, with its reasons', async (t) => {

@@ -9,7 +9,7 @@ import { startUpstream } from '../helpers/upstream.js';
 function get(host: string, port: number, ca: string, servername?: string): Promise<number> {
   return new Promise((resolve, reject) => {
     https
-      .get({ host, port, path: '/v2/', ca, agent: false, servername, headers: { host: `localhost:${port}` } }, (res) => {
+      .get({ host, port, path: '/v2/', ca, agent: false, servername, headers: { host: `${servername ?? 'localhost'}:${port}` } }, (res) => {
         res.resume();
         resolve(res.statusCode!);
       })

@@ -55,7 +55,7 @@ t.test('with publicOrigin, redirects go there', async (t) => {
   const berth = await startCli(['--workers', '1', '--upstream', up.url, '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--public-origin', 'https://registry.example.com', '--cert', pki.certFile, '--key', pki.keyFile]);
   t.teardown(() => void berth.child.kill('SIGKILL'));
   const httpPort = Number(/:(\d+)$/.exec(String(berth.lines.find((l) => l.msg === 'berth is serving')!.http))![1]);
-  t.equal((await plain(httpPort, 'GET', '/account/sign-in', 'other.example')).headers.location, 'https://registry.example.com/account/sign-in');
+  t.equal((await plain(httpPort, 'GET', '/account/sign-in', 'registry.example.com:8080')).headers.location, 'https://registry.example.com/account/sign-in');
   t.equal(await stopCli(berth.child), 0);
 });
 

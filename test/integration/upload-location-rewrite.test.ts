@@ -54,7 +54,8 @@ t.test('Location headers on 201, 202, 204 and 3xx', async (t) => {
 
 t.test('a configured public origin is used instead of Host', async (t) => {
   const up = await startUpstream(t, (_req, res) => res.writeHead(202, { Location: `http://127.0.0.1:${(_req.socket.localPort)}/v2/y/blobs/uploads/z?_state=q%3D` }).end());
-  const tb = await startTestBerth(t, { upstream: up.url, publicOrigin: 'https://registry.example.com' });
+  // localhost is served too (serverNames), so the request (Host localhost:PORT) is answered.
+  const tb = await startTestBerth(t, { upstream: up.url, publicOrigin: 'https://registry.example.com', serverNames: ['localhost'] });
   const answer = await ask(tb, { method: 'POST', path: '/v2/y/blobs/uploads/' });
   t.equal(answer.headers.location, 'https://registry.example.com/v2/y/blobs/uploads/z?_state=q%3D');
 });

@@ -19,7 +19,7 @@ t.test('defaults', async (t) => {
   t.same(config.log, { level: 'info', format: 'json' });
   t.equal(config.workers, os.availableParallelism(), 'workers: auto is one per CPU');
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.timeouts), 'frozen');
-  t.same(warnings(config), [], 'the defaults warrant no warning');
+  t.match(warnings(config), [/^publicOrigin and serverNames are unset: host names are not enforced/], 'the defaults warrant one warning: the development case');
 });
 
 t.test('later layers win', async (t) => {
@@ -105,6 +105,8 @@ t.test('environment variables', async (t) => {
 });
 
 t.test('warnings for legal but risky settings', async (t) => {
+  t.same(warnings(buildConfig([layer({ publicOrigin: 'https://r.example' })])), [], 'with a public origin, none');
+  t.same(warnings(buildConfig([layer({ serverNames: 'r.example' })])), [], 'or with server names');
   t.match(warnings(buildConfig([layer({ 'timeouts.upstreamResponse': '1m' })])), [/under 15m/]);
   t.match(warnings(buildConfig([layer({ 'timeouts.upstreamResponse': 0 })])), [/hung upstream/]);
   t.match(warnings(buildConfig([layer({ 'timeouts.clientIdle': '10s' })])), [/under 60s/]);
