@@ -94,6 +94,13 @@ export const KEYS: readonly KeySpec[] = [
     doc: 'Peers (CIDRs) whose Forwarded / X-Forwarded-* / X-Real-IP headers are kept. From anyone else they are removed.',
   },
   {
+    path: 'proxyProtocol.from',
+    kind: 'cidrList',
+    default: [],
+    flag: 'proxy-protocol-from',
+    doc: 'L4 load balancers (CIDRs) whose connections may start with a PROXY protocol v1/v2 header; its client address then counts as the peer. From anyone else no header is read.',
+  },
+  {
     path: 'timeouts.headers',
     kind: 'duration',
     default: '60s',

@@ -14,6 +14,7 @@ export interface Config {
   readonly publicOrigin: URL | undefined;
   readonly tls: { readonly cert: string | undefined; readonly key: string | undefined; readonly dir: string };
   readonly trustedProxies: AddressSet;
+  readonly proxyProtocol: { readonly from: AddressSet };
   /** serverNames as configured (publicOrigin's host is served too). */
   readonly serverNames: readonly string[];
   readonly timeouts: {
@@ -225,6 +226,7 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
     tls: Object.freeze({ cert, key, dir: get<string>('tls.dir') }),
     trustedProxies: get<AddressSet>('trustedProxies'),
     serverNames: Object.freeze(get<string[]>('serverNames')),
+    proxyProtocol: Object.freeze({ from: get<AddressSet>('proxyProtocol.from') }),
     timeouts: Object.freeze({
       headers: get<number>('timeouts.headers'),
       clientIdle: get<number>('timeouts.clientIdle'),

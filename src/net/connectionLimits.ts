@@ -1,5 +1,4 @@
-import type { Server, Socket } from 'node:net';
-import { normalizeAddress } from './cidr.js';
+import type { Socket } from 'node:net';
 
 /**
  * Caps on open client connections, overall and per client address. A connection over a
@@ -28,12 +27,12 @@ export function refusalOf(socket: Socket): Refusal | undefined {
   return refusals.size === 0 ? undefined : refusals.get(keyOf(socket));
 }
 
-export function limitConnections(server: Server, limits: ConnectionLimits, onRefuse: (reason: Refusal) => void): void {
-  if (limits.total === 0 && limits.perClient === 0) return;
+/** Returns the admission step for acceptConnections: counts the connection, marks it refused when over a cap. */
+export function connectionCounter(limits: ConnectionLimits, onRefuse: (reason: Refusal) => void): (socket: Socket, client: string) => void {
+  if (limits.total === 0 && limits.perClient === 0) return () => undefined;
   let open = 0;
   const perClient = new Map<string, number>();
-  server.on('connection', (socket: Socket) => {
-    const client = normalizeAddress(socket.remoteAddress ?? '');
+  return (socket, client) => {
     const mine = (perClient.get(client) ?? 0) + 1;
     open++;
     perClient.set(client, mine);
@@ -51,5 +50,5 @@ export function limitConnections(server: Server, limits: ConnectionLimits, onRef
       refusals.set(key, reason);
       onRefuse(reason);
     }
-  });
+  };
 }

@@ -1,5 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressSet } from '../net/cidr.js';
+import { clientAddressOf } from '../net/accept.js';
 import type { NameSet } from '../net/names.js';
 
 /** What the passes read from the configuration; prepared once, shared read-only. */
@@ -26,7 +27,7 @@ export interface RequestContext {
   readonly headers: IncomingHttpHeaders;
   /** The server name the client sent in its TLS handshake (SNI), if any. */
   readonly sni: string | undefined;
-  /** The TCP peer: the client, or a proxy in front of berth. */
+  /** The TCP peer (or the client a PROXY protocol header named): the client, or a proxy in front of berth. */
   readonly peer: string;
   /** The peer is in trustedProxies. */
   readonly trusted: boolean;
@@ -38,9 +39,15 @@ export interface RequestContext {
 
 export function createContext(
   settings: ProxySettings,
-  req: { method?: string | undefined; url?: string | undefined; headers: IncomingHttpHeaders; socket: { remoteAddress?: string | undefined; servername?: string | false | null | undefined } },
+  req: {
+    method?: string | undefined;
+    url?: string | undefined;
+    headers: IncomingHttpHeaders;
+    socket: { remoteAddress?: string | undefined; remotePort?: number | undefined; servername?: string | false | null | undefined };
+  },
 ): RequestContext {
-  const peer = req.socket.remoteAddress ?? '';
+  // Behind an L4 balancer speaking the PROXY protocol, the client it names is the peer.
+  const peer = clientAddressOf(req.socket);
   return {
     settings,
     method: req.method ?? 'GET',

@@ -15,7 +15,8 @@ import { TLS_PROFILE } from '../tls/profile.js';
 import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
 import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer } from './https.js';
-import { limitConnections } from '../net/connectionLimits.js';
+import { acceptConnections } from '../net/accept.js';
+import { connectionCounter } from '../net/connectionLimits.js';
 import { createRedirectServer } from './redirect.js';
 
 export interface Berth {
@@ -91,7 +92,12 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     socket.once('close', () => metrics.connectionClosed());
   });
   server.on('tlsClientError', () => metrics.tlsHandshakeFailed());
-  limitConnections(server, { total: config.limits.connections, perClient: config.limits.connectionsPerClient }, (reason) => metrics.connectionRefused(reason));
+  acceptConnections(server, {
+    proxyFrom: config.proxyProtocol.from,
+    headerTimeout: config.timeouts.headers,
+    logger,
+    admit: connectionCounter({ total: config.limits.connections, perClient: config.limits.connectionsPerClient }, (reason) => metrics.connectionRefused(reason)),
+  });
   const startLeaf = new crypto.X509Certificate(tls.cert);
   const drain = createDrain({ server, inFlight, logger, grace: config.shutdown.grace });
   let stopped: Promise<DrainEnd> | undefined;

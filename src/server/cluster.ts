@@ -79,8 +79,13 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
   let cutShort = false;
 
   cluster.setupPrimary({ execArgv: workerExecArgv() });
+  // Workers alive, by id. Not cluster.workers: Node removes a worker from it only once both
+  // its process has exited and its IPC channel has closed, in either order, so on 'exit'
+  // the last worker may still be listed.
+  const live = new Map<number, Worker>();
   const fork = (): Worker => {
     const worker = cluster.fork();
+    live.set(worker.id, worker);
     worker.on('message', (message: unknown) => {
       if (!isListening(message)) return;
       listening.add(worker.id);
@@ -95,10 +100,11 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
 
   cluster.on('exit', (worker, code, signal) => {
     const served = listening.delete(worker.id);
+    live.delete(worker.id);
     if (stopping) {
       // A worker still starting has no requests: the stop signal's default action ends it.
       if (served && code !== 0) cutShort = true;
-      if (Object.keys(cluster.workers ?? {}).length === 0) {
+      if (live.size === 0) {
         logger.info({ end: cutShort ? 'cut' : 'drained' }, 'stopped');
         exitAfterFlush(logger, cutShort ? 1 : 0);
       }
@@ -117,23 +123,23 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
   });
 
   const relay = (signal: NodeJS.Signals): void => {
-    logger.info({ signal, workers: Object.keys(cluster.workers ?? {}).length }, stopping ? 'second signal: workers close now' : 'stopping: workers drain');
+    logger.info({ signal, workers: live.size }, stopping ? 'second signal: workers close now' : 'stopping: workers drain');
     if (!stopping && config.shutdown.grace > 0) {
       // Each worker ends its own drain at the grace period; one that cannot is killed.
       setTimeout(() => {
-        for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+        for (const worker of live.values()) worker.process.kill('SIGKILL');
       }, config.shutdown.grace + 5000).unref();
     }
     stopping = true;
     // Workers act on SIGTERM only: a Ctrl-C reaches the whole process group, and must
     // count once, through this relay.
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM');
+    for (const worker of live.values()) worker.process.kill('SIGTERM');
   };
   process.on('SIGTERM', relay);
   process.on('SIGINT', relay);
   // Each worker serves its own TLS context: each reloads.
   process.on('SIGHUP', () => {
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+    for (const worker of live.values()) worker.process.kill('SIGHUP');
   });
 
   for (let i = 0; i < config.workers; i++) fork();

@@ -33,19 +33,25 @@ for (const relativeUrls of [false, true]) {
       `oci:${image.dir}:${image.tag}`, `docker://${repo}:v1`,
     ]);
     // Renewal in the middle of the push: a new certificate from the same CA replaces the
-    // files once the first upload has started; every worker reloads, the push goes on.
+    // files once the first upload has started, and SIGHUP (immediate, where the file watch
+    // waits for the writes to settle) makes every worker reload; the push goes on.
     await berth.waitForLine((l) => l.msg === 'request' && l.method === 'POST' && String(l.path).includes('/blobs/uploads/'));
     const renewed = await pki.issue();
     for (const [file, content] of [[pki.keyFile, renewed.key], [pki.certFile, renewed.cert]] as const) {
       fs.writeFileSync(`${file}.new`, content);
       fs.renameSync(`${file}.new`, file);
     }
+    berth.child.kill('SIGHUP');
     await push;
     const serving = berth.lines.find((l) => l.msg === 'berth is serving')!.workers as number;
     t.equal(berth.lines.filter((l) => l.msg === 'certificate reloaded').length, serving, 'every worker reloaded the certificate');
     const reloadedAt = berth.lines.findIndex((l) => l.msg === 'certificate reloaded');
     const manifestAt = berth.lines.findIndex((l) => l.msg === 'request' && l.method === 'PUT' && String(l.path).includes('/manifests/'));
     t.ok(reloadedAt >= 0 && reloadedAt < manifestAt, 'the reload happened before the push ended (its manifest PUT)');
+    const before = berth.lines.slice(0, reloadedAt).filter((l) => l.msg === 'request');
+    const started = before.filter((l) => l.method === 'POST' && String(l.path).includes('/blobs/uploads/')).length;
+    const finished = before.filter((l) => l.method === 'PUT' && String(l.path).includes('/blobs/uploads/')).length;
+    t.ok(started > finished, `a blob upload was in flight during the reload (${started} started, ${finished} finished)`);
     // skopeo compresses the uncompressed test layers on the fly while pushing, streaming
     // each one as a chunked body of unknown length, like Docker's own client.
     const inspected = JSON.parse(

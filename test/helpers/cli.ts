@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -79,9 +79,24 @@ export function startCli(args: readonly string[], options: { cwd?: string; env?:
   });
 }
 
-/** Sends SIGTERM and resolves with the exit code once the process has exited and its output is all read. */
+/**
+ * Sends SIGTERM and resolves with the exit code once the process has exited and its
+ * output is all read. A berth still running after 30 s is killed, and the test fails
+ * with its process tree's last words rather than a bare timeout.
+ */
 export async function stopCli(child: ChildProcess): Promise<number | null> {
+  const closed = once(child, 'close') as Promise<[number | null]>;
   child.kill('SIGTERM');
-  const [code] = (await once(child, 'close')) as [number | null];
-  return code;
+  let timer: NodeJS.Timeout | undefined;
+  const stuck = new Promise<'stuck'>((resolve) => (timer = setTimeout(() => resolve('stuck'), 30_000)));
+  const outcome = await Promise.race([closed, stuck]);
+  clearTimeout(timer);
+  if (outcome !== 'stuck') return outcome[0];
+  const tree = spawnSync('ps', ['-o', 'pid,ppid,stat,args', '--ppid', String(child.pid), '-p', String(child.pid)]).stdout?.toString() ?? '';
+  child.kill('SIGKILL');
+  for (const worker of tree.split('\n').slice(1)) {
+    const pid = Number(worker.trim().split(/\s+/)[0]);
+    if (pid && pid !== child.pid) process.kill(pid, 'SIGKILL');
+  }
+  throw new Error(`berth did not stop within 30 s of SIGTERM; processes:\n${tree}`);
 }

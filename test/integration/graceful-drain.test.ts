@@ -99,7 +99,10 @@ for (const workers of ['1', '2']) {
     berth.child.kill('SIGTERM');
     const waiting = await berth.waitForLine((l) => l.msg === 'draining: waiting for requests in flight');
     t.match(waiting, { requests: 1, waiting: [{ method: 'PUT', path: '/v2/lib/blobs/uploads/u1?digest=sha256%3A' + upload.digest.slice(7) }] }, 'logs what it waits for');
-    t.equal(await tryConnect(berth.port, pki), 'ECONNREFUSED', 'a new connection is refused during the drain');
+    // Refused by the kernel once the listener is closed; with workers, the primary's shared
+    // listener may still take a connection in the moment before every worker has closed,
+    // and that one is reset. Either way it is not served.
+    t.match(await tryConnect(berth.port, pki), /^(ECONNREFUSED|ECONNRESET)$/, 'a new connection is refused during the drain');
 
     t.match(await upload.answer, /^HTTP\/1\.1 201 /, 'the upload completed');
     t.match(await upload.answer, /\r\nconnection: close/i, 'its answer closes the kept-alive connection');

@@ -1,0 +1,93 @@
+import type { Server, Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { normalizeAddress, type AddressSet } from './cidr.js';
+import { PROXY_HEADER_MAX, ProxyProtocolError, parseProxyHeader, startsLikeProxyHeader } from './proxyProtocol.js';
+
+/**
+ * Every TCP connection to the TLS listener passes here before the TLS handshake: from a
+ * source in proxyProtocol.from, a PROXY protocol header (v1 or v2) is read off the front
+ * and its client address becomes the connection's client; then the connection is counted
+ * (connection caps) and handed to TLS. From anyone else nothing is read: a PROXY header
+ * there is just bytes the TLS handshake refuses.
+ */
+
+export interface AcceptOptions {
+  /** Sources whose connections may start with a PROXY header. */
+  readonly proxyFrom: AddressSet;
+  /** Time a trusted source has to send its header, ms. */
+  readonly headerTimeout: number;
+  readonly logger: Logger;
+  /** Called once per connection with its client address, before TLS; may mark it refused. */
+  readonly admit: (socket: Socket, client: string) => void;
+}
+
+/** Client addresses learnt from PROXY headers, by the TCP peer (shared by the TLS socket on top). */
+const clients = new Map<string, string>();
+interface Peer {
+  readonly remoteAddress?: string | undefined;
+  readonly remotePort?: number | undefined;
+}
+const keyOf = (socket: Peer): string => `${socket.remoteAddress}|${socket.remotePort}`;
+
+/** The client address of the connection under this socket: from a PROXY header, or its peer. */
+export function clientAddressOf(socket: Peer): string {
+  return (clients.size === 0 ? undefined : clients.get(keyOf(socket))) ?? socket.remoteAddress ?? '';
+}
+
+export function acceptConnections(server: Server, options: AcceptOptions): void {
+  // tls.Server starts the handshake from its own 'connection' listener: run it after ours.
+  const tlsListeners = server.listeners('connection') as ((socket: Socket) => void)[];
+  server.removeAllListeners('connection');
+  const handOver = (socket: Socket, client: string): void => {
+    options.admit(socket, client);
+    for (const listener of tlsListeners) listener.call(server, socket);
+  };
+
+  server.on('connection', (socket: Socket) => {
+    const peer = normalizeAddress(socket.remoteAddress ?? '');
+    if (!options.proxyFrom.has(peer)) return handOver(socket, peer);
+
+    let buffered: Buffer = Buffer.alloc(0);
+    const fail = (reason: string): void => {
+      options.logger.debug({ peer, reason }, 'PROXY protocol header refused');
+      socket.destroy();
+    };
+    const timer = setTimeout(() => fail('no header in time'), options.headerTimeout);
+    socket.once('close', () => clearTimeout(timer));
+    const onData = (chunk: Buffer): void => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      let header;
+      if (!startsLikeProxyHeader(buffered)) {
+        // No header (a health check, or a client let through directly): TLS from the start.
+        finish(buffered, peer);
+        return;
+      }
+      try {
+        header = parseProxyHeader(buffered);
+      } catch (err) {
+        if (err instanceof ProxyProtocolError) return fail(err.message);
+        throw err;
+      }
+      if (header === undefined) {
+        if (buffered.length > PROXY_HEADER_MAX) fail('header too long');
+        return;
+      }
+      const client = header.source ? normalizeAddress(header.source.address) : peer;
+      if (header.source) {
+        const key = keyOf(socket);
+        clients.set(key, client);
+        socket.once('close', () => clients.delete(key));
+      }
+      finish(buffered.subarray(header.length), client);
+    };
+    const finish = (rest: Buffer, client: string): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      // TLS reads what is buffered on the socket first (TLSSocket's initRead).
+      if (rest.length > 0) socket.unshift(rest);
+      handOver(socket, client);
+    };
+    socket.on('data', onData);
+  });
+}
