@@ -37,6 +37,9 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
       key: options.key,
       requestTimeout: 0,
       headersTimeout: config.timeouts.headers,
+      // Node checks the headers timeout every 30 s by default; check often enough that the
+      // configured limit is what a slow client gets.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(config.timeouts.headers / 4))),
       keepAliveTimeout: config.timeouts.keepAlive,
       // Never enable insecureHTTPParser: the strict parser is what keeps smuggled requests out.
       insecureHTTPParser: false,

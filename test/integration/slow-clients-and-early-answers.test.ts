@@ -1,0 +1,106 @@
+import crypto from 'node:crypto';
+import { once } from 'node:events';
+import t from 'tap';
+import { startTestBerth } from '../helpers/berth.js';
+import { ask, connectRaw } from '../helpers/client.js';
+import { startUpstream } from '../helpers/upstream.js';
+
+// Slow and greedy clients, and upstreams that answer early or reset: berth cuts what must
+// be cut, never what keeps moving, and its connections stay clean.
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+t.test('a header section that never finishes is cut after timeouts.headers', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('{}'));
+  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.headers': '1s' });
+  const socket = await connectRaw(tb);
+  const started = Date.now();
+  socket.write(`GET /v2/ HTTP/1.1\r\nHost: localhost:${tb.port}\r\n`);
+  const drip = setInterval(() => socket.writable && socket.write('X-Slow: 1\r\n'), 200); // slowloris
+  let reply = '';
+  socket.on('data', (d: Buffer) => (reply += d.toString()));
+  await once(socket, 'close');
+  clearInterval(drip);
+  const elapsed = Date.now() - started;
+  t.ok(elapsed >= 900 && elapsed < 3000, `cut after ${elapsed} ms`);
+  t.match(reply, /^(HTTP\/1\.1 408 |$)/, 'with 408, or simply closed');
+  t.equal(up.seen.length, 0);
+});
+
+t.test('an idle kept-alive connection is closed after timeouts.keepAlive', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('{}'));
+  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.keepAlive': '1s' });
+  const socket = await connectRaw(tb);
+  socket.write(`GET /v2/ HTTP/1.1\r\nHost: localhost:${tb.port}\r\n\r\n`);
+  await once(socket, 'data');
+  const answered = Date.now();
+  await once(socket, 'close');
+  const idle = Date.now() - answered;
+  t.ok(idle >= 900 && idle < 3000, `closed after ${idle} ms idle`);
+});
+
+t.test('a body that keeps arriving slowly is never cut, however long the idle limit is exceeded in total', async (t) => {
+  const digests: string[] = [];
+  const up = await startUpstream(t, (req, res) => {
+    const hash = crypto.createHash('sha256');
+    req.on('data', (c: Buffer) => hash.update(c));
+    req.on('end', () => {
+      digests.push(hash.digest('hex'));
+      res.writeHead(201, { 'content-length': '0' }).end();
+    });
+  }, { streaming: true });
+  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.clientIdle': '500ms' });
+  const body = crypto.randomBytes(16 * 1024);
+  const pieces = 10; // one every 300 ms: 3 s in all, six times the idle limit
+  const socket = await connectRaw(tb);
+  socket.write(`PUT /v2/x/blobs/uploads/u?digest=sha256%3Ax HTTP/1.1\r\nHost: localhost:${tb.port}\r\nContent-Length: ${body.length}\r\n\r\n`);
+  for (let i = 0; i < pieces; i++) {
+    await sleep(300);
+    socket.write(body.subarray((i * body.length) / pieces, ((i + 1) * body.length) / pieces));
+  }
+  const [reply] = (await once(socket, 'data')) as [Buffer];
+  t.match(reply.toString(), /^HTTP\/1\.1 201 /);
+  t.same(digests, [crypto.createHash('sha256').update(body).digest('hex')], 'every byte arrived');
+  socket.destroy();
+});
+
+t.test('an upstream that answers 401 before reading the body: the client gets the 401, and nothing leaks into the next requests', async (t) => {
+  const up = await startUpstream(t, (req, res) => {
+    if (req.method === 'PUT') {
+      // Answer at once, as a registry does for a missing token, without reading the body.
+      return void res.writeHead(401, { 'www-authenticate': 'Bearer realm="https://auth.example/token"', 'content-length': '0' }).end();
+    }
+    req.resume();
+    req.on('end', () => res.writeHead(200, { 'content-length': '2' }).end('{}'));
+  }, { streaming: true });
+  const tb = await startTestBerth(t, { upstream: up.url });
+  const body = crypto.randomBytes(8 << 20);
+  // The body contains something that would parse as a request if it leaked into a connection.
+  Buffer.from('GET /v2/leaked HTTP/1.1\r\nHost: x\r\n\r\n').copy(body, 1 << 20);
+  const answer = await ask(tb, { method: 'PUT', path: '/v2/x/blobs/uploads/u?digest=sha256%3Ax', body }).catch((err: NodeJS.ErrnoException) => ({ status: err.code }));
+  t.equal(answer.status, 401, 'the client gets the early answer');
+  for (let i = 0; i < 5; i++) t.equal((await ask(tb, { path: `/v2/after/${i}` })).status, 200);
+  t.same(
+    up.seen.map((s) => s.url),
+    ['/v2/x/blobs/uploads/u?digest=sha256%3Ax', '/v2/after/0', '/v2/after/1', '/v2/after/2', '/v2/after/3', '/v2/after/4'],
+    'the upstream saw exactly the requests the client sent: no body bytes read as a request',
+  );
+});
+
+t.test('an upstream that resets in the middle of a request body: 502, and berth keeps serving', async (t) => {
+  const up = await startUpstream(t, (req, res) => {
+    if (req.method === 'PATCH') {
+      let seen = 0;
+      req.on('data', (c: Buffer) => {
+        seen += c.length;
+        if (seen > 1 << 20) req.socket.destroy();
+      });
+      return;
+    }
+    res.end('{}');
+  }, { streaming: true });
+  const tb = await startTestBerth(t, { upstream: up.url });
+  const answer = await ask(tb, { method: 'PATCH', path: '/v2/x/blobs/uploads/u', body: crypto.randomBytes(8 << 20) }).catch((err: NodeJS.ErrnoException) => ({ status: err.code, body: Buffer.alloc(0) }));
+  t.ok(answer.status === 502 || answer.status === 'ECONNRESET' || answer.status === 'EPIPE', `the client is told (${answer.status})`);
+  t.equal((await ask(tb, { path: '/v2/' })).status, 200, 'berth keeps serving');
+});
