@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import selfsigned from 'selfsigned';
+import { writeOciImage } from './lib/oci.mjs';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 120);
 const CLIENTS = Number(process.env.SOAK_CLIENTS ?? 4);
@@ -127,49 +128,8 @@ function skopeo(args, input) {
 }
 await skopeo(['login', '--authfile', authFile, '--cert-dir', caDir, '-u', user, '--password-stdin', host], password);
 
-// ---- images: OCI layouts with uncompressed tar layers of random content
-function tarHeader(name, size) {
-  const h = Buffer.alloc(512);
-  h.write(name, 0, 100);
-  h.write('0000644\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
-  h.write(Math.floor(Date.now() / 1000).toString(8).padStart(11, '0') + '\0', 136);
-  h.write('        ', 148);
-  h.write('0', 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const byte of h) sum += byte;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return h;
-}
+// ---- images: OCI layouts with uncompressed tar layers of random content (bench/lib/oci.mjs)
 const sha = (data) => crypto.createHash('sha256').update(data).digest('hex');
-function writeImage(dir, sizes) {
-  const blobs = path.join(dir, 'blobs', 'sha256');
-  fs.mkdirSync(blobs, { recursive: true });
-  const put = (data) => {
-    const hex = sha(data);
-    fs.writeFileSync(path.join(blobs, hex), data);
-    return { digest: `sha256:${hex}`, size: data.length };
-  };
-  const layers = sizes.map((size, i) => put(Buffer.concat([tarHeader(`l${i}.bin`, size), crypto.randomBytes(size), Buffer.alloc((512 - (size % 512)) % 512), Buffer.alloc(1024)])));
-  const config = put(Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', config: {}, rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) } })));
-  const manifest = put(
-    Buffer.from(
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: 'application/vnd.oci.image.manifest.v1+json',
-        config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-        layers: layers.map((l) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...l })),
-      }),
-    ),
-  );
-  fs.writeFileSync(path.join(dir, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
-  fs.writeFileSync(path.join(dir, 'index.json'), JSON.stringify({ schemaVersion: 2, manifests: [{ mediaType: 'application/vnd.oci.image.manifest.v1+json', ...manifest, annotations: { 'org.opencontainers.image.ref.name': 'soak' } }] }));
-  return layers.map((l) => l.digest);
-}
 /** Pulled layers, gunzipped, against the pushed ones. */
 function verify(dir, diffIds) {
   const blob = (digest) => fs.readFileSync(path.join(dir, 'blobs', 'sha256', digest.slice(7)));
@@ -186,7 +146,7 @@ function verify(dir, diffIds) {
 async function roundTrip(name) {
   const src = path.join(work, `${name}-src`);
   const back = path.join(work, `${name}-back`);
-  const diffIds = writeImage(src, [LAYER, 64 * 1024, 4096]);
+  const diffIds = writeOciImage(src, [LAYER, 64 * 1024, 4096], 'soak').layerDigests;
   const ref = `docker://${host}/soak/${name}:v1`;
   try {
     await skopeo(['copy', '--quiet', '--policy', policyFile, '--authfile', authFile, '--dest-cert-dir', caDir, `oci:${src}:soak`, ref]);
