@@ -35,9 +35,20 @@ t.test('testssl.sh finds no weak protocol, no weak cipher, no known vulnerabilit
   const json = path.join(dir, 'out.json');
   // -p protocols, -e every cipher, -f forward secrecy, -U vulnerabilities, -S server defaults (resumption).
   const args = ['--quiet', '--color', '0', '--warnings', 'off', '--add-ca', pki.caFile, '--jsonfile', json, '-p', '-e', '-f', '-U', '-S', '--ip', 'one', `localhost:${berth.port}`];
-  await new Promise<void>((resolve) => execFile('testssl', args, { maxBuffer: 16 << 20, timeout: 200_000 }, () => resolve()));
+  const testssl = (argv: string[]): Promise<void> => new Promise((resolve) => execFile('testssl', argv, { maxBuffer: 16 << 20, timeout: 200_000 }, () => resolve()));
+  await testssl(args);
   const findings = JSON.parse(fs.readFileSync(json, 'utf8')) as Finding[];
   const get = (id: string): Finding | undefined => findings.find((f) => f.id === id);
+  // testssl reports "check failed because of connect problem" when one of its own openssl
+  // runs fails to connect (seen once in CI under a parallel load); that is no finding about
+  // berth, so the resumption check alone is run once more.
+  if (/connect problem/.test(get('sessionresumption_ticket')?.finding ?? '')) {
+    t.comment(`testssl: ${get('sessionresumption_ticket')!.finding}; re-running the resumption check`);
+    const again = json.replace(/\.json$/, '-again.json');
+    await testssl([...args.slice(0, args.indexOf('--jsonfile')), '--jsonfile', again, '-S', '--ip', 'one', args.at(-1)!]);
+    const retried = (JSON.parse(fs.readFileSync(again, 'utf8')) as Finding[]).find((f) => f.id === 'sessionresumption_ticket');
+    if (retried) findings.splice(findings.indexOf(get('sessionresumption_ticket')!), 1, retried);
+  }
 
   for (const old of ['SSLv2', 'SSLv3', 'TLS1', 'TLS1_1']) t.match(get(old), { finding: /^not offered/ }, `${old} not offered`);
   t.match(get('TLS1_2'), { finding: /^offered/ });
