@@ -27,7 +27,8 @@ interface Peer {
   readonly remoteAddress?: string | undefined;
   readonly remotePort?: number | undefined;
 }
-const keyOf = (socket: Peer): string => `${socket.remoteAddress}|${socket.remotePort}`;
+/** Names a connection by its peer's address and port: the same on the TCP socket and the TLS socket above it. */
+export const keyOf = (socket: Peer): string => `${socket.remoteAddress}|${socket.remotePort}`;
 
 /** The client address of the connection under this socket: from a PROXY header, or its peer. */
 export function clientAddressOf(socket: Peer): string {

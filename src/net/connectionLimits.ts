@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import { keyOf } from './accept.js';
 
 /**
  * Caps on open client connections, overall and per client address. A connection over a
@@ -20,7 +21,6 @@ export type Refusal = 'too_many_connections' | 'too_many_client_connections';
  * address and port, which is the key.
  */
 const refusals = new Map<string, Refusal>();
-const keyOf = (socket: Socket): string => `${socket.remoteAddress}|${socket.remotePort}`;
 
 /** Why the connection under this request is refused, if it is. */
 export function refusalOf(socket: Socket): Refusal | undefined {

@@ -3,9 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import type { NameSet } from '../net/names.js';
 import { isRegistryPath } from '../proxy/errors.js';
-
-/** An authority as RFC 3986 allows it in Host (as the TLS listener checks it). */
-const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d{1,5})?$/;
+import { HOST } from '../proxy/request/host.js';
 
 export interface RedirectOptions {
   readonly config: Config;
@@ -38,7 +36,7 @@ export function createRedirectServer(options: RedirectOptions): http.Server {
         res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
         return void res.end(req.method === 'HEAD' ? undefined : body);
       }
-      const origin = httpsOrigin(req.headers.host, options);
+      const origin = httpsOrigin(hostMatch?.[1], options);
       if (isRegistryPath(url)) {
         const message = `berth: this registry is served over https only: use ${origin ?? 'https'}${origin ? '/v2/' : ''}`;
         const body = JSON.stringify({ errors: [{ code: 'UNSUPPORTED', message, detail: null }] }) + '\n';
@@ -68,10 +66,9 @@ export function createRedirectServer(options: RedirectOptions): http.Server {
   return server;
 }
 
-/** "https://host[:port]" to send the client to, or undefined when Host is missing or not a host. */
+/** "https://host[:port]" to send the client to (host from Host, without its port), or undefined without one. */
 function httpsOrigin(host: string | undefined, options: RedirectOptions): string | undefined {
   if (options.config.publicOrigin) return options.config.publicOrigin.origin;
-  const match = host === undefined ? null : HOST.exec(host);
-  if (!match) return undefined;
-  return `https://${match[1]!.toLowerCase()}${options.httpsPort === 443 ? '' : `:${options.httpsPort}`}`;
+  if (host === undefined) return undefined;
+  return `https://${host.toLowerCase()}${options.httpsPort === 443 ? '' : `:${options.httpsPort}`}`;
 }

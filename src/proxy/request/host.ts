@@ -1,8 +1,8 @@
 import type { RequestPass } from '../context.js';
 import { ProxyError } from '../errors.js';
 
-/** An authority as RFC 3986 allows it in Host: reg-name or bracketed IPv6, optional port. */
-const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d{1,5})?$/;
+/** An authority as RFC 3986 allows it in Host: reg-name or bracketed IPv6, optional port; group 1 is the host. */
+export const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d{1,5})?$/;
 /** absolute-form request target (RFC 9112 §3.2.2): scheme, authority, then the origin-form part. */
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([\s\S]*)$/i;
 
