@@ -163,6 +163,12 @@ export const KEYS: readonly KeySpec[] = [
     doc: 'Open connections per client address, per serving process; one over it is answered 429 and closed. Clients behind one NAT share an address: keep it generous. 0 = no cap.',
   },
   {
+    path: 'limits.requestsPerConnection',
+    kind: 'count',
+    default: '0',
+    doc: 'Requests served on one client connection before berth answers with "Connection: close" (as nginx\'s keepalive_requests), so clients reconnect and a TCP load balancer spreads them over replicas. 0 = no limit.',
+  },
+  {
     path: 'shutdown.grace',
     kind: 'duration',
     default: '10m',

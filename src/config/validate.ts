@@ -26,7 +26,7 @@ export interface Config {
   };
   readonly shutdown: { readonly grace: number };
   /** Connection caps per serving process; 0 = none. */
-  readonly limits: { readonly connections: number; readonly connectionsPerClient: number };
+  readonly limits: { readonly connections: number; readonly connectionsPerClient: number; readonly requestsPerConnection: number };
   /** The plain-HTTP listener that redirects to https; unset when "off". */
   readonly http: { readonly listen: { readonly host: string | undefined; readonly port: number } | undefined };
   /** HSTS max-age, ms; 0 = off. */
@@ -235,7 +235,11 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
       upstreamResponse: get<number>('timeouts.upstreamResponse'),
     }),
     shutdown: Object.freeze({ grace: get<number>('shutdown.grace') }),
-    limits: Object.freeze({ connections: get<number>('limits.connections'), connectionsPerClient: get<number>('limits.connectionsPerClient') }),
+    limits: Object.freeze({
+      connections: get<number>('limits.connections'),
+      connectionsPerClient: get<number>('limits.connectionsPerClient'),
+      requestsPerConnection: get<number>('limits.requestsPerConnection'),
+    }),
     http: Object.freeze({ listen: get<Config['http']['listen']>('http.listen') }),
     hsts: Object.freeze({ maxAge: get<number>('hsts.maxAge') }),
     admin: Object.freeze({ listen: get<Config['admin']['listen']>('admin.listen') }),

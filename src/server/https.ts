@@ -50,6 +50,9 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
     options.handler,
   );
   server.timeout = config.timeouts.clientIdle;
+  // Node marks the last allowed response "Connection: close" (and answers 503 to anything
+  // a client pipelines after it).
+  server.maxRequestsPerSocket = config.limits.requestsPerConnection;
   // Called for idle keep-alive connections and stalled requests alike. A request whose
   // body is complete is waiting on the upstream (e.g. the registry hashing a large blob
   // before it answers the final PUT): the upstream timeout governs that wait, not this one.

@@ -69,3 +69,21 @@ t.test('overall: the connection over the cap is answered 503', async (t) => {
   for (const c of held) t.match(await c.get('/v2/'), /^HTTP\/1\.1 200 /);
   for (const c of [...held, over]) c.socket.destroy();
 });
+
+t.test('requests per connection: the last allowed answer says "Connection: close", then the connection ends', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('{}'));
+  const tb = await startTestBerth(t, { upstream: up.url, 'limits.requestsPerConnection': '2' });
+  const conn = await open(tb);
+  const closed = once(conn.socket, 'close');
+  const first = await conn.get('/v2/a');
+  t.match(first, /^HTTP\/1\.1 200 /);
+  t.match(first, /\r\nconnection: keep-alive\r\n/i, 'the first answer keeps the connection');
+  const second = await conn.get('/v2/b');
+  t.match(second, /^HTTP\/1\.1 200 /, 'the second request is served');
+  t.match(second, /\r\nconnection: close\r\n/i, 'and its answer closes the connection');
+  await closed;
+  t.equal(up.seen.length, 2, 'both reached the upstream');
+  const fresh = await open(tb);
+  t.match(await fresh.get('/v2/c'), /^HTTP\/1\.1 200 /, 'a new connection is served');
+  fresh.socket.destroy();
+});
