@@ -16,7 +16,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**', 'bench/**'],
+    files: ['test/**', 'bench/**', 'deploy/**'],
     rules: { 'no-console': 'off' },
   },
 );
