@@ -1,61 +1,13 @@
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { validate, ValidationSeverity } from 'dockerfile-utils';
 import t from 'tap';
 import { envName, KEYS } from '../../src/config/schema.js';
 import { buildConfig, fromEnv } from '../../src/config/validate.js';
+import { DOCKERFILE, imagePlan, PACKAGE as pkg, planOf, REPLAY, ROOT } from '../helpers/image.js';
 
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const REPLAY = path.join(ROOT, 'deploy/replay-dockerfile.mjs');
-const DOCKERFILE = fs.readFileSync(path.join(ROOT, 'Dockerfile'), 'utf8');
-const pkg = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as {
-  version: string;
-  license: string;
-  dependencies: Record<string, string>;
-  devDependencies: Record<string, string>;
-};
-
-interface Step {
-  keyword: string;
-  from?: string;
-  sources?: string[];
-  dest?: string;
-  chown?: string;
-}
-interface Plan {
-  stages: { name: string | null; image: string; steps: Step[] }[];
-  image: {
-    env: Record<string, string>;
-    labels: Record<string, string>;
-    user: string;
-    workdir: string;
-    volumes: string[];
-    exposed: string[];
-    stopSignal: string;
-    entrypoint: string[];
-    cmd: string[];
-    healthcheck?: string[];
-  };
-}
-
-/** The script's own reading of a Dockerfile (its --plan), or its error. */
-function planOf(text: string): { plan?: Plan; error?: string } {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-plan-'));
-  try {
-    fs.writeFileSync(path.join(dir, 'Dockerfile'), text);
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS'));
-    const ran = spawnSync(process.execPath, [REPLAY, '--plan', '--dockerfile', path.join(dir, 'Dockerfile')], { encoding: 'utf8', env, cwd: ROOT });
-    return ran.status === 0 ? { plan: JSON.parse(ran.stdout) as Plan } : { error: ran.stderr };
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-}
-
-const { plan } = planOf(DOCKERFILE);
-if (!plan) throw new Error('the replay script cannot read the Dockerfile');
+const plan = imagePlan();
 const image = plan.image;
 
 t.test('lint: dockerfile-utils (the Docker language server) finds nothing, every rule an error', async (t) => {
