@@ -8,6 +8,8 @@ export interface Exchanged {
   bytesOut: number;
   client: string;
   error: ProxyError | undefined;
+  /** The upstream's Docker-Upload-UUID answer header (a POST that starts an upload names it only there). */
+  uploadUuid?: string;
 }
 
 /**
@@ -20,10 +22,8 @@ export function redactPath(url: string): string {
 
 const UPLOAD_PATH = /\/blobs\/uploads\/([^/?#]+)/;
 
-export function uploadUuid(url: string, res: http.ServerResponse): string | undefined {
-  const header = res.getHeader('docker-upload-uuid');
-  if (typeof header === 'string') return header;
-  return UPLOAD_PATH.exec(url)?.[1];
+export function uploadUuid(url: string, answered: string | undefined): string | undefined {
+  return answered ?? UPLOAD_PATH.exec(url)?.[1];
 }
 
 /**
@@ -42,7 +42,7 @@ export function accessLine(req: http.IncomingMessage, res: http.ServerResponse, 
     durationMs: Number((process.hrtime.bigint() - rec.started) / 1000n) / 1000,
     client: rec.client,
   };
-  const uuid = uploadUuid(url, res);
+  const uuid = uploadUuid(url, rec.uploadUuid);
   if (uuid) line.uploadUuid = uuid;
   if (!res.writableFinished) line.completed = false;
   if (rec.error) line.error = rec.error.kind;

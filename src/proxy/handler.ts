@@ -106,6 +106,8 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse,
     hsts: deps.settings.hsts,
   };
   for (const pass of RESPONSE_PASSES) pass(out);
+  const uuid = proxyRes.headers['docker-upload-uuid'];
+  if (typeof uuid === 'string') record.uploadUuid = uuid;
   proxyRes.on('data', (chunk: Buffer) => (record.bytesOut += chunk.length));
   res.writeHead(out.status, proxyRes.statusMessage, flattenPairs(out.headers));
   proxyRes.pipe(res);

@@ -29,3 +29,13 @@ t.test('one access line per request, with the upload UUID and no secrets', async
   for (const secret of ['eyJhbGciOiJIUzI1NiJ9', 'cookie-secret', 'c2VjcmV0', 'next%3D']) t.notMatch(all, secret, `${secret} not logged`);
   t.equal(tb.logs.filter((l) => l.msg === 'request').length, 1, 'exactly one line');
 });
+
+t.test('the POST that starts an upload is logged with the UUID the registry answered', async (t) => {
+  const up = await startUpstream(t, (_req, res) =>
+    res.writeHead(202, { 'Docker-Upload-UUID': '7d1e-started', Location: '/v2/a/blobs/uploads/7d1e-started?_state=s', 'Content-Length': '0' }).end(),
+  );
+  const tb = await startTestBerth(t, { upstream: up.url });
+  await ask(tb, { method: 'POST', path: '/v2/a/blobs/uploads/' });
+  const line = await waitForLog(tb, (l) => l.msg === 'request');
+  t.match(line, { method: 'POST', path: '/v2/a/blobs/uploads/', status: 202, uploadUuid: '7d1e-started' });
+});
