@@ -9,6 +9,8 @@ import { ConfigError, warnings } from './config/validate.js';
 import { loadConfig, parseFlags } from './config/load.js';
 import { startAdminListener } from './admin/start.js';
 import { check, formatFindings } from './commands/check.js';
+import { DOCTOR_USAGE, doctor, parseDoctorArgs } from './commands/doctor/index.js';
+import { formatJson, formatText } from './commands/doctor/findings.js';
 import { createLogger } from './observe/logger.js';
 import { registerCertificateExpiry, registerDraining } from './observe/metrics.js';
 import { startBerth } from './server/berth.js';
@@ -23,6 +25,9 @@ function usage(): string {
     'usage: berth [--config FILE] [--upstream URL] [--listen HOST:PORT] [--cert FILE --key FILE] [...]',
     '       berth check [same options]   check the config, the certificate, the upstream and the running',
     '                                    berth (its admin /readyz); exit 0 only if nothing is a problem',
+    '       berth doctor [same options] [--user U --password-stdin] [--repository NAME] [--json]',
+    '                                    diagnose the registry setup end to end: TLS, upstream, auth, upload',
+    '                                    URLs, throughput, limits; each problem with its fix (berth doctor --help)',
     '',
     'Settings come from the YAML file (--config, $BERTH_CONFIG, or config/berth.yaml when present),',
     'then BERTH_* environment variables, then flags; each later one wins.',
@@ -39,6 +44,16 @@ function usage(): string {
   return lines.join('\n') + '\n';
 }
 
+function readStdin(): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    process.stdin.setEncoding('utf8');
+    process.stdin.on('data', (d: string) => (text += d));
+    process.stdin.on('end', () => resolve(text));
+    process.stdin.on('error', reject);
+  });
+}
+
 function fail(message: string, code: number): never {
   process.stderr.write(`berth: ${message}\n`);
   process.exit(code);
@@ -48,6 +63,17 @@ async function main(argv: readonly string[]): Promise<void> {
   if (argv[0] === 'check') {
     const findings = await check(argv.slice(1), process.env);
     process.stdout.write(formatFindings(findings));
+    process.exitCode = findings.some((f) => f.level === 'problem') ? 1 : 0;
+    return;
+  }
+  if (argv[0] === 'doctor') {
+    if (argv.includes('--help') || argv.includes('-h')) {
+      process.stdout.write(DOCTOR_USAGE);
+      return;
+    }
+    const options = parseDoctorArgs(argv.slice(1));
+    const findings = await doctor(options, process.env, readStdin);
+    process.stdout.write(options.json ? formatJson(findings) : formatText(findings));
     process.exitCode = findings.some((f) => f.level === 'problem') ? 1 : 0;
     return;
   }

@@ -38,7 +38,17 @@ export function e2eTools(): { ok: true } | { ok: false; missing: string[] } {
  * The real Distribution registry on 127.0.0.1 with an ephemeral port, htpasswd auth and
  * its own storage. REGISTRY_* variables would override its config, so none are passed on.
  */
-export async function startRegistry(t: Test, options: { relativeUrls: boolean }): Promise<TestRegistry> {
+function authSection(auth: RegistryAuth, htpasswd: string): string {
+  if (auth === 'none') return '';
+  if (auth === 'htpasswd') return `auth: { htpasswd: { realm: berth-test, path: ${JSON.stringify(htpasswd)} } }`;
+  const { realm, service, issuer, rootCertBundle } = auth.token;
+  return `auth: { token: { realm: ${JSON.stringify(realm)}, service: ${JSON.stringify(service)}, issuer: ${JSON.stringify(issuer)}, rootcertbundle: ${JSON.stringify(rootCertBundle)} } }`;
+}
+
+/** How the registry authenticates: htpasswd (REGISTRY_USER), none, or tokens from a token service. */
+export type RegistryAuth = 'htpasswd' | 'none' | { readonly token: { readonly realm: string; readonly service: string; readonly issuer: string; readonly rootCertBundle: string } };
+
+export async function startRegistry(t: Test, options: { relativeUrls: boolean; auth?: RegistryAuth }): Promise<TestRegistry> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-registry-'));
   const htpasswd = execFileSync('htpasswd', ['-Bbn', REGISTRY_USER, REGISTRY_PASSWORD], { encoding: 'utf8' });
   fs.writeFileSync(path.join(root, 'htpasswd'), htpasswd);
@@ -47,7 +57,7 @@ export async function startRegistry(t: Test, options: { relativeUrls: boolean })
     'log: { level: info, formatter: text }',
     `storage: { filesystem: { rootdirectory: ${JSON.stringify(path.join(root, 'data'))} }, delete: { enabled: true } }`,
     `http: { addr: "127.0.0.1:0", secret: berth-test-secret, relativeurls: ${options.relativeUrls} }`,
-    `auth: { htpasswd: { realm: berth-test, path: ${JSON.stringify(path.join(root, 'htpasswd'))} } }`,
+    authSection(options.auth ?? 'htpasswd', path.join(root, 'htpasswd')),
     '',
   ].join('\n');
   fs.writeFileSync(path.join(root, 'config.yml'), config);

@@ -1,0 +1,153 @@
+import fs from 'node:fs';
+import { loadConfig, parseFlags } from '../../config/load.js';
+import { ConfigError } from '../../config/validate.js';
+import type { Finding } from './findings.js';
+import {
+  authFindings,
+  berthFindings,
+  throughputFindings,
+  timeoutFindings,
+  tokenLifetimeFinding,
+  uploadFindings,
+  upstreamFindings,
+  type AuthState,
+  type Credentials,
+  type DoctorContext,
+} from './registry.js';
+import { tlsFindings } from './tls.js';
+
+/**
+ * `berth doctor`: the whole chain, client to registry, as berth sees it: the certificate,
+ * the upstream, the running berth, the registry's auth and the URLs it hands clients, a
+ * timed upload and the limits on the way. One finding per check; each problem with its
+ * cause and fix, and a page in docs/doctor/.
+ */
+
+export interface DoctorOptions {
+  readonly user?: string;
+  readonly passwordStdin: boolean;
+  readonly repository: string;
+  readonly json: boolean;
+  readonly uploadSize: number;
+  readonly ca?: string;
+  /** The remaining arguments: berth's own flags (--config, --upstream, …). */
+  readonly berthArgs: string[];
+}
+
+export const DOCTOR_USAGE = `usage: berth doctor [--config FILE] [berth flags] [--user USER --password-stdin]
+                    [--repository NAME] [--upload-size SIZE] [--ca FILE] [--json]
+
+  --user USER           a registry user that may push to --repository (token, upload and throughput checks)
+  --password-stdin      read that user's password from standard input
+  --repository NAME     scratch repository for the test uploads, cancelled afterwards (default library/berth-doctor)
+  --upload-size SIZE    bytes for the timed upload: 16MiB (default), 200MB, 1GiB, …
+  --ca FILE             the private CA your clients trust, to check the certificate chain up to it
+  --json                the findings as JSON, for scripts and support threads
+`;
+
+const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1 << 20, gb: 1e9, gib: 1 << 30 };
+
+export function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/i.exec(text.trim());
+  const unit = m ? SIZE_UNITS[m[2]!.toLowerCase()] : undefined;
+  if (!m || unit === undefined || Number(m[1]) * unit < 1) throw new ConfigError('--upload-size', `expected a size like 16MiB or 200MB, got "${text}"`);
+  return Math.round(Number(m[1]) * unit);
+}
+
+export function parseDoctorArgs(argv: readonly string[]): DoctorOptions {
+  const berthArgs: string[] = [];
+  const options: { -readonly [K in keyof DoctorOptions]?: DoctorOptions[K] } = {};
+  const value = (i: number, name: string): string => {
+    const v = argv[i + 1];
+    if (v === undefined || v.startsWith('--')) throw new ConfigError(name, 'needs a value');
+    return v;
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const [name, inline] = arg.startsWith('--') && arg.includes('=') ? [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)] : [arg, undefined];
+    const take = (): string => inline ?? value(i++, name);
+    switch (name) {
+      case '--user':
+        options.user = take();
+        break;
+      case '--password-stdin':
+        options.passwordStdin = true;
+        break;
+      case '--repository':
+        options.repository = take();
+        break;
+      case '--upload-size':
+        options.uploadSize = parseSize(take());
+        break;
+      case '--ca':
+        options.ca = take();
+        break;
+      case '--json':
+        options.json = true;
+        break;
+      default:
+        berthArgs.push(arg);
+    }
+  }
+  const repository = options.repository ?? 'library/berth-doctor';
+  if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository)) {
+    throw new ConfigError('--repository', `"${repository}" is not a repository name (lower case, e.g. library/berth-doctor)`);
+  }
+  if (options.passwordStdin && !options.user) throw new ConfigError('--password-stdin', 'needs --user');
+  if (options.user && !options.passwordStdin) throw new ConfigError('--user', 'give the password with --password-stdin (never on the command line)');
+  return {
+    passwordStdin: options.passwordStdin ?? false,
+    repository,
+    json: options.json ?? false,
+    uploadSize: options.uploadSize ?? 16 << 20,
+    berthArgs,
+    ...(options.user ? { user: options.user } : {}),
+    ...(options.ca ? { ca: options.ca } : {}),
+  };
+}
+
+export async function doctor(options: DoctorOptions, env: NodeJS.ProcessEnv, readPassword: () => Promise<string>): Promise<Finding[]> {
+  const config = loadConfig(parseFlags(options.berthArgs), env);
+  if (options.ca && !fs.existsSync(options.ca)) throw new ConfigError('--ca', `cannot read ${options.ca}`);
+  const credentials: Credentials | undefined = options.user ? { user: options.user, password: (await readPassword()).replace(/\r?\n$/, '') } : undefined;
+
+  const listenHost = config.listen.host === undefined || config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
+  const publicOrigin = config.publicOrigin?.origin ?? `https://localhost:${config.listen.port}`;
+  const publicUrl = new URL(publicOrigin);
+  const ctx: DoctorContext = {
+    config,
+    publicOrigin,
+    publicHost: publicUrl.host,
+    upstream: { name: 'upstream', connect: new URL(config.upstream.origin) },
+    ...(credentials ? { credentials } : {}),
+    repository: options.repository,
+    uploadSize: options.uploadSize,
+    timeoutMs: 10_000,
+  };
+
+  const findings: Finding[] = [];
+  findings.push(...tlsFindings(config, options.ca));
+  const upstream = await upstreamFindings(ctx, findings);
+  const listen = new URL(`https://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${config.listen.port}`);
+  await berthFindings(ctx, { name: 'berth', connect: listen, servername: publicUrl.hostname.replace(/^\[(.*)\]$/, '$1') }, findings);
+
+  const registryOk = upstream.reply !== undefined && upstream.reply.headers['docker-distribution-api-version'] === 'registry/2.0' && !upstream.reply.headers.location;
+  if (registryOk) {
+    const auth: AuthState = await authFindings(ctx, upstream, findings);
+    if (auth.authorization || auth.open) {
+      await uploadFindings(ctx, auth, findings);
+      const { bytesPerSecond } = await throughputFindings(ctx, auth, findings);
+      if (auth.lifetime !== undefined) findings.push(tokenLifetimeFinding(auth.lifetime, bytesPerSecond));
+    } else if (!credentials) {
+      findings.push({
+        id: 'auth-token',
+        area: 'auth',
+        level: 'warning',
+        detail: 'no credentials given: token lifetime, upload URLs and throughput were not checked',
+        fix: 'run berth doctor --user USER --password-stdin (a user that may push to --repository)',
+      });
+    }
+  }
+  findings.push(...timeoutFindings(config));
+  return findings;
+}

@@ -1,0 +1,253 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import t, { type Test } from 'tap';
+import type { Finding } from '../../src/commands/doctor/findings.js';
+import { CLI, NODE_FLAGS, cleanEnv, startCli, type RunningCli } from '../helpers/cli.js';
+import { haveNginx, startNginx } from '../helpers/nginx.js';
+import { REGISTRY_PASSWORD, REGISTRY_USER, e2eTools, startRegistry, type TestRegistry } from '../helpers/registry.js';
+import { makeTestPki, type TestPki } from '../helpers/tls.js';
+import { startTokenService } from '../helpers/tokenService.js';
+
+// berth doctor against the real registry, in a good setup and in each broken one the suite
+// can build: an inner nginx (Debian's) that overwrites X-Forwarded-Proto or caps bodies or
+// redirects to https, token auth with an internal realm or short-lived tokens, a
+// Harbor-shaped realm, expired and wrongly named certificates.
+
+const tools = e2eTools();
+const skip = !tools.ok ? `missing ${tools.missing.join(', ')}` : haveNginx || process.env.CI ? false : 'nginx is not installed (apt-get install nginx-light); CI installs it';
+
+interface Report {
+  readonly code: number | null;
+  readonly findings: Finding[];
+  readonly problems: number;
+  readonly stderr: string;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+function doctor(args: readonly string[], password?: string): Promise<Report> {
+  return new Promise((resolve) => {
+    const withAuth = password === undefined ? [] : ['--user', REGISTRY_USER, '--password-stdin'];
+    const child = spawn(process.execPath, [...NODE_FLAGS, CLI, 'doctor', '--json', '--admin-listen', 'off', ...withAuth, ...args], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdin.end(password === undefined ? '' : `${password}\n`);
+    child.on('close', (code) => {
+      let parsed: { findings: Finding[]; problems: number } = { findings: [], problems: -1 };
+      try {
+        parsed = JSON.parse(stdout) as typeof parsed;
+      } catch {
+        stderr += `\n(stdout was not JSON: ${stdout.slice(0, 500)})`;
+      }
+      resolve({ code, findings: parsed.findings, problems: parsed.problems, stderr });
+    });
+  });
+}
+
+const find = (r: Report, id: string): Finding | undefined => r.findings.find((f) => f.id === id);
+
+/** Asserts one finding's level and that its text mentions what the operator must read. */
+function expectFinding(t: Test, r: Report, id: string, level: Finding['level'], mentions: readonly (string | RegExp)[] = []): void {
+  const f = find(r, id);
+  t.ok(f, `${id} is reported`, { findings: r.findings.map((x) => `${x.level} ${x.id}: ${x.detail}`), stderr: r.stderr });
+  if (!f) return;
+  t.equal(f.level, level, `${id}: ${level} (${f.detail})`);
+  const text = [f.detail, f.cause, f.fix].join(' | ');
+  for (const m of mentions) t.match(text, m, `${id} says ${String(m)}`);
+}
+
+interface Setup {
+  readonly pki: TestPki;
+  readonly port: number;
+  readonly origin: string;
+  readonly berth: RunningCli;
+  readonly args: string[];
+}
+
+/** berth in front of `upstream` on a port known in advance (publicOrigin names it). */
+async function berthFor(t: Test, upstream: string): Promise<Setup> {
+  const pki = await makeTestPki();
+  // Longer than the test CA's two days, so the expiry check has nothing to warn about.
+  const leaf = await pki.issue({ notAfter: new Date(Date.now() + 60 * 86_400_000) });
+  fs.writeFileSync(pki.certFile, leaf.cert);
+  fs.writeFileSync(pki.keyFile, leaf.key);
+  const port = await freePort();
+  const origin = `https://localhost:${port}`;
+  const args = ['--upstream', upstream, '--listen', `127.0.0.1:${port}`, '--public-origin', origin, '--cert', pki.certFile, '--key', pki.keyFile];
+  const berth = await startCli(['--workers', '1', ...args]);
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  return { pki, port, origin, berth, args: [...args, '--ca', pki.caFile] };
+}
+
+/**
+ * Upload sessions left in the registry's storage for a repository: an upload directory
+ * with its data or start time. (Distribution 2.8 writes a stray hashstates/ file back after
+ * deleting a cancelled upload's directory; without data and startedat it is no session:
+ * the registry answers BLOB_UPLOAD_UNKNOWN for it.)
+ */
+function uploadsLeft(registry: TestRegistry, repository: string): string[] {
+  const dir = path.join(registry.root, 'data/docker/registry/v2/repositories', repository, '_uploads');
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir).filter((uuid) => ['data', 'startedat'].some((f) => fs.existsSync(path.join(dir, uuid, f))));
+}
+
+t.test('doctor', { skip }, async (t) => {
+  t.test('a good setup: every check passes, and the scratch uploads leave nothing behind', async (t) => {
+    const registry = await startRegistry(t, { relativeUrls: false });
+    const s = await berthFor(t, registry.url);
+    const r = await doctor([...s.args, '--repository', 'doctor/good'], REGISTRY_PASSWORD);
+    t.equal(r.code, 0, 'exit 0', { stderr: r.stderr });
+    t.equal(r.problems, 0);
+    for (const id of ['tls-files', 'tls-chain', 'tls-expiry', 'tls-names', 'upstream-reachable', 'upstream-registry', 'upstream-challenge', 'upstream-scheme', 'berth-running', 'auth-realm', 'auth-token', 'upload-location', 'upload-forwarded-headers', 'upload-cleanup', 'limits-body-size', 'throughput', 'limits-timeouts']) {
+      expectFinding(t, r, id, 'ok');
+    }
+    expectFinding(t, r, 'tls-trust', 'warning', ['private CA', '/etc/docker/certs.d/localhost:']);
+    expectFinding(t, r, 'upload-location', 'ok', ['absolute']);
+    expectFinding(t, r, 'throughput', 'ok', ['through berth', /\d+(\.\d)? MB\/s/]);
+    t.same(uploadsLeft(registry, 'doctor/good'), [], 'no upload session left in the registry');
+    const started = fs.readdirSync(path.join(registry.root, 'data/docker/registry/v2/repositories/doctor/good/_uploads'));
+    t.equal(started.length, 3, 'doctor started three uploads (direct, through berth, timed)');
+    const patches = s.berth.lines.filter((l) => l.msg === 'request' && l.method === 'PATCH');
+    t.ok(patches.some((l) => l.status === 202 && (l.bytesIn as number) === 16 << 20), 'the timed 16 MiB upload went through berth');
+  });
+
+  t.test('an inner nginx that overwrites X-Forwarded-Proto: http:// Locations, rewritten by berth, and said so', async (t) => {
+    const registry = await startRegistry(t, { relativeUrls: false });
+    const nginx = await startNginx(
+      t,
+      `    client_max_body_size 0;
+    location / {
+      proxy_pass http://127.0.0.1:${registry.port};
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_http_version 1.1;
+      proxy_request_buffering off;
+      proxy_buffering off;
+    }`,
+    );
+    const s = await berthFor(t, nginx.url);
+    const r = await doctor([...s.args, '--repository', 'doctor/xfp'], REGISTRY_PASSWORD);
+    expectFinding(t, r, 'upload-forwarded-headers', 'warning', ['X-Forwarded-Proto: https', 'http://localhost:', 'proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto', 'Harbor']);
+    expectFinding(t, r, 'upload-location', 'ok', ['absolute (http://localhost:', `berth rewrites it to ${s.origin}`]);
+    t.equal(r.code, 0, 'a warning, not a problem: pushes through berth work');
+    t.same(uploadsLeft(registry, 'doctor/xfp'), [], 'no upload session left');
+  });
+
+  t.test('an inner nginx with a small client_max_body_size: 413, with the fix', async (t) => {
+    const registry = await startRegistry(t, { relativeUrls: true });
+    const nginx = await startNginx(
+      t,
+      `    client_max_body_size 1m;
+    location / {
+      proxy_pass http://127.0.0.1:${registry.port};
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;
+      proxy_http_version 1.1;
+    }`,
+    );
+    const s = await berthFor(t, nginx.url);
+    const r = await doctor([...s.args, '--repository', 'doctor/cap'], REGISTRY_PASSWORD);
+    expectFinding(t, r, 'limits-body-size', 'problem', ['413', 'client_max_body_size 0', 'berth has none']);
+    expectFinding(t, r, 'upload-location', 'ok', ['relative']);
+    t.equal(r.code, 1, 'exit 1');
+    t.same(uploadsLeft(registry, 'doctor/cap'), [], 'no upload session left');
+  });
+
+  t.test('token auth with the realm on an internal host over http, and one-minute tokens', async (t) => {
+    const tokens = await startTokenService(t, { lifetimeSeconds: 60 });
+    const registry = await startRegistry(t, { relativeUrls: false, auth: { token: { realm: tokens.url, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle } } });
+    const s = await berthFor(t, registry.url);
+    const r = await doctor([...s.args, '--repository', 'doctor/token'], REGISTRY_PASSWORD);
+    expectFinding(t, r, 'auth-realm', 'problem', [tokens.url, 'auth.token.realm', 'external_url']);
+    expectFinding(t, r, 'auth-token', 'ok', ['60 s']);
+    expectFinding(t, r, 'auth-token-lifetime', 'warning', ['tokens last 60 s', 'MB/s', 'a 30 GB image needs', "raise the token service's expiry"]);
+    expectFinding(t, r, 'upload-location', 'ok');
+    expectFinding(t, r, 'throughput', 'ok');
+    t.ok(tokens.seen.some((l) => l.includes('scope=repository%3Adoctor%2Ftoken%3Apull%2Cpush%2Cdelete')), 'the token was asked for the scratch repository');
+    t.equal(r.code, 1);
+    t.same(uploadsLeft(registry, 'doctor/token'), [], 'no upload session left');
+  });
+
+  t.test('Harbor-shaped: /service/token on the public host over http (external_url unset), 30-minute tokens', async (t) => {
+    const port = await freePort();
+    const tokens = await startTokenService(t, { lifetimeSeconds: 1800, path: '/service/token' });
+    const realm = `http://localhost:${port}/service/token`;
+    const registry = await startRegistry(t, { relativeUrls: false, auth: { token: { realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle } } });
+    // Harbor's nginx: /service/ to core (here the token service), /v2/ to the registry.
+    const nginx = await startNginx(
+      t,
+      `    client_max_body_size 0;
+    location /service/ { proxy_pass http://127.0.0.1:${tokens.port}; proxy_set_header Host $http_host; }
+    location / {
+      proxy_pass http://127.0.0.1:${registry.port};
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;
+      proxy_http_version 1.1;
+      proxy_request_buffering off;
+    }`,
+    );
+    const pki = await makeTestPki();
+    const origin = `https://localhost:${port}`;
+    const args = ['--upstream', nginx.url, '--listen', `127.0.0.1:${port}`, '--public-origin', origin, '--cert', pki.certFile, '--key', pki.keyFile];
+    const berth = await startCli(['--workers', '1', ...args]);
+    t.teardown(() => void berth.child.kill('SIGKILL'));
+    const r = await doctor([...args, '--ca', pki.caFile, '--repository', 'library/doctor'], REGISTRY_PASSWORD);
+    expectFinding(t, r, 'auth-realm', 'warning', [realm, `berth rewrites it to https://localhost:${port}/service/token`]);
+    expectFinding(t, r, 'auth-harbor-external-url', 'warning', [`external_url: ${origin}`, './prepare']);
+    expectFinding(t, r, 'auth-token', 'ok', ['30 min']);
+    const lifetime = find(r, 'auth-token-lifetime');
+    t.match(lifetime?.detail ?? '', /tokens last 30 min: at [\d.]+ MB\/s \(measured here\) a push of up to [\d.]+ [GT]B finishes in time; a 30 GB image needs/, 'the 30-minute default against a 30 GB image, at the measured rate');
+    t.ok(berth.lines.some((l) => l.msg === 'request' && String(l.path).startsWith('/service/token')), 'the token came through berth, as a client gets it');
+    t.equal(r.code, 0, 'warnings only');
+  });
+
+  t.test('an expired and a wrongly named certificate', async (t) => {
+    const registry = await startRegistry(t, { relativeUrls: false });
+    const pki = await makeTestPki();
+    const dir = t.testdir({});
+    const write = (name: string, text: string): string => (fs.writeFileSync(path.join(dir, name), text), path.join(dir, name));
+    const expired = await pki.issue({ names: ['registry.example.com'], notBefore: new Date(Date.now() - 3 * 86_400_000), notAfter: new Date(Date.now() - 86_400_000) });
+    const base = ['--upstream', registry.url, '--listen', '127.0.0.1:1', '--public-origin', 'https://registry.example.com', '--ca', pki.caFile];
+    const r1 = await doctor([...base, '--cert', write('expired.crt', expired.cert), '--key', write('expired.key', expired.key)]);
+    expectFinding(t, r1, 'tls-expiry', 'problem', ['expired on', 'x509: certificate has expired', 'renew it']);
+    expectFinding(t, r1, 'tls-names', 'ok');
+    expectFinding(t, r1, 'berth-running', 'warning', ['no berth answers']);
+    t.equal(r1.code, 1);
+    const other = await pki.issue({ names: ['other.example.org'], notAfter: new Date(Date.now() + 60 * 86_400_000) });
+    const r2 = await doctor([...base, '--cert', write('other.crt', other.cert), '--key', write('other.key', other.key)]);
+    expectFinding(t, r2, 'tls-names', 'problem', ['DNS:other.example.org', 'not registry.example.com', 'subjectAltName includes registry.example.com']);
+    expectFinding(t, r2, 'tls-expiry', 'ok');
+    t.equal(r2.code, 1);
+    const r3 = await doctor([...base, '--cert', write('mismatch.crt', other.cert), '--key', write('mismatch.key', expired.key)]);
+    expectFinding(t, r3, 'tls-files', 'problem', ['key']);
+  });
+
+  t.test('an upstream that redirects to https: the loop, and how to undo it', async (t) => {
+    const nginx = await startNginx(t, '    location / { return 301 https://$host$request_uri; }');
+    const s = await berthFor(t, nginx.url);
+    const r = await doctor(s.args);
+    expectFinding(t, r, 'upstream-redirect', 'problem', ['301', 'https://localhost', 'loops', 'harbor.yml', 'upstream: https://']);
+    t.notOk(find(r, 'upload-location'), 'no upload is tried against it');
+    t.equal(r.code, 1);
+  });
+
+  t.test('without credentials: what was not checked, and how to check it', async (t) => {
+    const registry = await startRegistry(t, { relativeUrls: false });
+    const s = await berthFor(t, registry.url);
+    const r = await doctor(s.args);
+    expectFinding(t, r, 'auth-token', 'warning', ['no credentials', '--password-stdin']);
+    t.notOk(find(r, 'throughput'), 'no upload without credentials');
+    t.equal(r.code, 0);
+  });
+});
