@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Certificate } from '@kubernetes-models/cert-manager/cert-manager.io/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
@@ -55,6 +57,47 @@ t.test('every manifest validates against the Kubernetes (and cert-manager) schem
   broken.spec.replicas = 'two';
   broken.spec.template.spec.containers[0].ports[0].containerPort = 'https';
   t.throws(() => new Deployment(broken as never).validate(), /replicas must be integer/, 'a broken Deployment is refused');
+});
+
+/** The models' TypeScript interfaces, for the excess-property check below. */
+const INTERFACES: Record<string, [module: string, name: string]> = {
+  'v1/ConfigMap': ['kubernetes-models/v1/ConfigMap', 'IConfigMap'],
+  'v1/Service': ['kubernetes-models/v1/Service', 'IService'],
+  'apps/v1/Deployment': ['kubernetes-models/apps/v1/Deployment', 'IDeployment'],
+  'policy/v1/PodDisruptionBudget': ['kubernetes-models/policy/v1/PodDisruptionBudget', 'IPodDisruptionBudget'],
+  'autoscaling/v2/HorizontalPodAutoscaler': ['kubernetes-models/autoscaling/v2/HorizontalPodAutoscaler', 'IHorizontalPodAutoscaler'],
+  'cert-manager.io/v1/Certificate': ['@kubernetes-models/cert-manager/cert-manager.io/v1/Certificate', 'ICertificate'],
+};
+
+/** Type-checks the manifests as object literals of their interfaces; returns tsc's output. */
+function typeCheck(manifests: readonly Doc[]): { status: number | null; output: string } {
+  const dir = fs.mkdtempSync(path.join(ROOT, '.tap', 'k8s-types-'));
+  try {
+    const lines: string[] = [];
+    manifests.forEach((doc, i) => {
+      const [module, name] = INTERFACES[`${doc.apiVersion}/${doc.kind}`]!;
+      lines.push(`import type { ${name} as T${i} } from '${module}';`, `export const m${i}: T${i} = ${JSON.stringify(doc, null, 2)};`);
+    });
+    fs.writeFileSync(path.join(dir, 'manifests.ts'), lines.join('\n') + '\n');
+    const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+    const ran = spawnSync(process.execPath, [tsc, '--noEmit', '--strict', '--skipLibCheck', '--target', 'es2022', '--module', 'commonjs', '--moduleResolution', 'node10', path.join(dir, 'manifests.ts')], { encoding: 'utf8', cwd: ROOT });
+    return { status: ran.status, output: ran.stdout + ran.stderr };
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+t.test('no unknown or misspelled fields: each manifest type-checks as its model\'s interface', async (t) => {
+  // The schema validators above ignore fields they do not know (as the JSON schemas allow);
+  // TypeScript's excess-property check on object literals does not.
+  const checked = typeCheck(docs.map((d) => d.doc));
+  t.equal(checked.status, 0, 'tsc accepts every manifest as its interface', { output: checked.output });
+  const typo = structuredClone(only('Deployment'));
+  typo.spec.template.spec.containers[0].readinesProbe = typo.spec.template.spec.containers[0].readinessProbe;
+  delete typo.spec.template.spec.containers[0].readinessProbe;
+  const refused = typeCheck([typo]);
+  t.not(refused.status, 0, 'a misspelled field is refused');
+  t.match(refused.output, /error TS2353: Object literal may only specify known properties, and '"readinesProbe"' does not exist in type 'IContainer'/, 'naming the field', { output: refused.output });
 });
 
 t.test('kustomization.yaml lists manifests that exist, HPA optional', async (t) => {
