@@ -50,9 +50,19 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       return;
     }
     req.url = ctx.url; // the transport forwards req.url byte-for-byte
+    let answer: http.IncomingMessage | undefined;
     deps.transport.forward(req, res, {
-      onResponse: (proxyRes) => relayResponse(proxyRes, res, ctx, record, deps),
-      onError: (err) => answerError(err, req, res, ctx, record, deps),
+      onResponse: (proxyRes) => {
+        answer = proxyRes;
+        if (!req.complete) keepForEarlyAnswer(req, res, proxyRes);
+        relayResponse(proxyRes, res, ctx, record, deps);
+      },
+      onError: (err) => {
+        // The upstream answered in full before the body was sent (nginx's 413, a 401) and
+        // then closed: the answer stands; only the rest of the body has nowhere to go.
+        if (answer?.complete) discardRest(req, answer);
+        else answerError(err, req, res, ctx, record, deps);
+      },
     });
   };
 }
@@ -126,6 +136,41 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse,
   res.once('close', () => {
     if (!proxyRes.complete) proxyRes.destroy();
   });
+}
+
+/** How long a client may go on sending a body after its early answer (nginx: lingering_time 30s). */
+const LINGER_MS = 30_000;
+
+/**
+ * The upstream answers before the request body is all sent (nginx's 413, a registry's 401).
+ * Closing the connection while the client still sends makes the kernel reset it, and the
+ * client reports "connection reset" or EPIPE instead of the answer; so, as nginx's
+ * "lingering close", the connection stays open (even for a client that asked to close)
+ * while the rest of the body arrives, framed by the parser and never read as a request,
+ * for at most LINGER_MS after the answer.
+ */
+function keepForEarlyAnswer(req: http.IncomingMessage, res: http.ServerResponse, proxyRes: http.IncomingMessage): void {
+  res.shouldKeepAlive = true;
+  // The answer is final: the upstream has no use for the rest of the body.
+  proxyRes.once('end', () => discardRest(req, proxyRes));
+  res.once('finish', () => {
+    if (req.complete || req.socket.destroyed) return;
+    const timer = setTimeout(() => req.socket.destroy(), LINGER_MS);
+    timer.unref();
+    req.once('end', () => clearTimeout(timer));
+    req.socket.once('close', () => clearTimeout(timer));
+  });
+}
+
+/**
+ * The upstream's answer is complete but the request body is not: stop sending it upstream
+ * (that connection, mid-body, cannot be reused) and read and drop the rest.
+ */
+function discardRest(req: http.IncomingMessage, proxyRes: http.IncomingMessage): void {
+  if (req.complete || req.socket.destroyed) return;
+  req.unpipe();
+  req.resume();
+  (proxyRes as http.IncomingMessage & { req?: http.ClientRequest }).req?.destroy();
 }
 
 /** The upstream request failed: answer with the mapped error, unless the client is gone or was answered. */

@@ -1,4 +1,5 @@
 import crypto from 'node:crypto';
+import net from 'node:net';
 import { once } from 'node:events';
 import t from 'tap';
 import { startTestBerth } from '../helpers/berth.js';
@@ -103,4 +104,52 @@ t.test('an upstream that resets in the middle of a request body: 502, and berth 
   const answer = await ask(tb, { method: 'PATCH', path: '/v2/x/blobs/uploads/u', body: crypto.randomBytes(8 << 20) }).catch((err: NodeJS.ErrnoException) => ({ status: err.code, body: Buffer.alloc(0) }));
   t.ok(answer.status === 502 || answer.status === 'ECONNRESET' || answer.status === 'EPIPE', `the client is told (${answer.status})`);
   t.equal((await ask(tb, { path: '/v2/' })).status, 200, 'berth keeps serving');
+});
+
+t.test('an early answer (nginx\'s 413, then lingering close): berth keeps reading the body, so the client reads the answer instead of a reset', async (t) => {
+  // nginx with client_max_body_size answers as soon as the headers are read, with
+  // Connection: close, then half-closes and reads and drops what still arrives. A client
+  // that asked to close (as Node's agent-less requests do) is still sending when that answer
+  // reaches it; if berth closed the connection now, the unread body makes the kernel send a
+  // reset, and the client sees EPIPE instead of the 413.
+  const upstream = net.createServer({ allowHalfOpen: true }, (socket) => {
+    let head = '';
+    const onData = (d: Buffer): void => {
+      head += d.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      socket.off('data', onData);
+      socket.end('HTTP/1.1 413 Request Entity Too Large\r\nContent-Type: text/html\r\nContent-Length: 11\r\nConnection: close\r\n\r\ntoo large\r\n');
+      socket.resume(); // lingering: read and drop, until berth stops sending
+    };
+    socket.on('data', onData);
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => upstream.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => upstream.close());
+  const tb = await startTestBerth(t, { upstream: `http://127.0.0.1:${(upstream.address() as net.AddressInfo).port}` });
+
+  const socket = await connectRaw(tb);
+  const errors: string[] = [];
+  socket.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? err.message));
+  let reply = '';
+  socket.on('data', (d: Buffer) => (reply += d.toString()));
+  const total = 8 << 20;
+  const chunk = crypto.randomBytes(256 << 10);
+  socket.write(`PATCH /v2/x/blobs/uploads/u HTTP/1.1\r\nHost: localhost:${tb.port}\r\nContent-Length: ${total}\r\nConnection: close\r\n\r\n`);
+  socket.write(chunk);
+  while (!reply.includes('\r\n\r\n')) await sleep(5);
+  t.match(reply, /^HTTP\/1\.1 413 /, 'the 413 arrives while the body is still being sent');
+  await sleep(100); // time for berth to close the connection, if it were going to
+  let sent = chunk.length;
+  while (sent < total && errors.length === 0 && !socket.destroyed) {
+    if (!socket.write(chunk)) await once(socket, 'drain');
+    sent += chunk.length;
+  }
+  t.same(errors, [], 'the rest of the body goes out without a reset or EPIPE');
+  t.equal(sent, total, 'all of it');
+  socket.end();
+  await once(socket, 'close');
+  t.equal((await ask(tb, { path: '/v2/' })).status, 413, 'berth keeps serving (this upstream answers 413 to all)');
+  const line = tb.logs.find((l) => l.msg === 'request' && l.method === 'PATCH');
+  t.equal(line?.status, 413, 'logged as 413');
 });
