@@ -50,9 +50,19 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
     options.handler,
   );
   server.timeout = config.timeouts.clientIdle;
-  // Node marks the last allowed response "Connection: close" (and answers 503 to anything
-  // a client pipelines after it).
-  server.maxRequestsPerSocket = config.limits.requestsPerConnection;
+  // limits.requestsPerConnection: the last allowed answer says "Connection: close" and the
+  // connection is closed after it. (Node's maxRequestsPerSocket sends the header but leaves
+  // the connection open until its keep-alive timeout.) Before berth's handler, which may
+  // answer at once.
+  const limit = config.limits.requestsPerConnection;
+  if (limit > 0) {
+    const served = new WeakMap<Socket, number>();
+    server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      const n = (served.get(req.socket) ?? 0) + 1;
+      served.set(req.socket, n);
+      if (n >= limit) res.shouldKeepAlive = false;
+    });
+  }
   // Called for idle keep-alive connections and stalled requests alike. A request whose
   // body is complete is waiting on the upstream (e.g. the registry hashing a large blob
   // before it answers the final PUT): the upstream timeout governs that wait, not this one.

@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Finding } from '../../src/commands/doctor/findings.js';
 import { CLI, NODE_FLAGS, cleanEnv, startCli, type RunningCli } from '../helpers/cli.js';
 import { haveNginx, startNginx } from '../helpers/nginx.js';
+import { freePort } from '../helpers/ports.js';
 import { REGISTRY_PASSWORD, REGISTRY_USER, e2eTools, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeTestPki, type TestPki } from '../helpers/tls.js';
 import { startTokenService } from '../helpers/tokenService.js';
@@ -25,14 +25,6 @@ interface Report {
   readonly stderr: string;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function doctor(args: readonly string[], password?: string): Promise<Report> {
   return new Promise((resolve) => {

@@ -1,11 +1,11 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { startCli, stopCli, type RunningCli } from '../helpers/cli.js';
 import { writeOciImage } from '../helpers/oci.js';
+import { freePort, waitForPort } from '../helpers/ports.js';
 import { REGISTRY_PASSWORD, REGISTRY_USER, e2eTools, startRegistry } from '../helpers/registry.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { makeTestPki } from '../helpers/tls.js';
@@ -26,14 +26,6 @@ const skip = !tools.ok
       : 'haproxy is not installed (apt-get install haproxy); CI installs it';
 const MiB = 1 << 20;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 t.test('two replicas behind a round-robin TCP balancer: push and pull succeed with an upload spread over both', { skip, timeout: 240_000 }, async (t) => {
   const registry = await startRegistry(t, { relativeUrls: false });
@@ -70,14 +62,7 @@ backend berth
   let haproxyErr = '';
   haproxy.stderr.on('data', (d: Buffer) => (haproxyErr += d.toString()));
   t.teardown(() => void haproxy.kill('SIGKILL'));
-  for (let i = 0; ; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true))).on('error', () => resolve(false));
-    });
-    if (up) break;
-    if (i > 100 || haproxy.exitCode !== null) throw new Error(`haproxy did not start: ${haproxyErr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitForPort(port, () => (haproxy.exitCode !== null ? `haproxy did not start: ${haproxyErr}` : undefined));
 
   const host = `localhost:${port}`;
   const image = writeOciImage(path.join(dir, 'src'), [16 * MiB + 777, 2 * MiB, 4096]);

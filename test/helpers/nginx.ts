@@ -1,20 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
+import { freePort, waitForPort } from './ports.js';
 
 export const haveNginx = spawnSync('sh', ['-c', 'command -v nginx']).status === 0;
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /**
  * nginx from Debian on loopback, plain HTTP, with the server block's body given by the
@@ -53,12 +45,6 @@ ${serverBody}
     child.kill('SIGTERM');
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  for (let i = 0; ; i++) {
-    const up = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => (s.destroy(), resolve(true))).on('error', () => resolve(false));
-    });
-    if (up) return { url: `http://127.0.0.1:${port}`, port };
-    if (i > 100 || child.exitCode !== null) throw new Error(`nginx did not start: ${stderr}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  await waitForPort(port, () => (child.exitCode !== null ? `nginx did not start: ${stderr}` : undefined));
+  return { url: `http://127.0.0.1:${port}`, port };
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { startTestBerth, waitForLog, type TestBerth } from '../helpers/berth.js';
+import { freePort } from '../helpers/ports.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 // berth behind a real L4 balancer: HAProxy from Debian in TCP mode, sending PROXY
@@ -16,14 +17,6 @@ import { startUpstream } from '../helpers/upstream.js';
 const haveHaproxy = spawnSync('sh', ['-c', 'command -v haproxy']).status === 0;
 const skip = haveHaproxy ? false : process.env.CI ? false : 'haproxy is not installed (apt-get install haproxy); CI installs it';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 async function startHaproxy(t: Test, berthPort: number): Promise<{ v1: number; v2: number }> {
   const ports = { v1: await freePort(), v2: await freePort() };
