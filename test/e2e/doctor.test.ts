@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Finding } from '../../src/commands/doctor/findings.js';
@@ -68,10 +69,10 @@ interface Setup {
 }
 
 /** berth in front of `upstream` on a port known in advance (publicOrigin names it). */
-async function berthFor(t: Test, upstream: string): Promise<Setup> {
+async function berthFor(t: Test, upstream: string, names?: string[]): Promise<Setup> {
   const pki = await makeTestPki();
   // Longer than the test CA's two days, so the expiry check has nothing to warn about.
-  const leaf = await pki.issue({ notAfter: new Date(Date.now() + 60 * 86_400_000) });
+  const leaf = await pki.issue({ ...(names ? { names } : {}), notAfter: new Date(Date.now() + 60 * 86_400_000) });
   fs.writeFileSync(pki.certFile, leaf.cert);
   fs.writeFileSync(pki.keyFile, leaf.key);
   const port = await freePort();
@@ -80,6 +81,26 @@ async function berthFor(t: Test, upstream: string): Promise<Setup> {
   const berth = await startCli(['--workers', '1', ...args]);
   t.teardown(() => void berth.child.kill('SIGKILL'));
   return { pki, port, origin, berth, args: [...args, '--ca', pki.caFile] };
+}
+
+/**
+ * Debian's nginx as the inner proxy in front of the registry, as Harbor has one: Host kept,
+ * X-Forwarded-Proto as given (an overwriting nginx uses $scheme), body size cap as given.
+ */
+function innerNginx(t: Test, registryPort: number, options: { xfp: '$scheme' | '$http_x_forwarded_proto'; maxBody: string; extra?: string }): Promise<{ url: string; port: number }> {
+  return startNginx(
+    t,
+    `    client_max_body_size ${options.maxBody};
+${options.extra ?? ''}
+    location / {
+      proxy_pass http://127.0.0.1:${registryPort};
+      proxy_set_header Host $http_host;
+      proxy_set_header X-Forwarded-Proto ${options.xfp};
+      proxy_http_version 1.1;
+      proxy_request_buffering off;
+      proxy_buffering off;
+    }`,
+  );
 }
 
 /**
@@ -116,18 +137,7 @@ t.test('doctor', { skip }, async (t) => {
 
   t.test('an inner nginx that overwrites X-Forwarded-Proto: http:// Locations, rewritten by berth, and said so', async (t) => {
     const registry = await startRegistry(t, { relativeUrls: false });
-    const nginx = await startNginx(
-      t,
-      `    client_max_body_size 0;
-    location / {
-      proxy_pass http://127.0.0.1:${registry.port};
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-Proto $scheme;
-      proxy_http_version 1.1;
-      proxy_request_buffering off;
-      proxy_buffering off;
-    }`,
-    );
+    const nginx = await innerNginx(t, registry.port, { xfp: '$scheme', maxBody: '0' });
     const s = await berthFor(t, nginx.url);
     const r = await doctor([...s.args, '--repository', 'doctor/xfp'], REGISTRY_PASSWORD);
     expectFinding(t, r, 'upload-forwarded-headers', 'warning', ['X-Forwarded-Proto: https', 'http://localhost:', 'proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto', 'Harbor']);
@@ -138,16 +148,7 @@ t.test('doctor', { skip }, async (t) => {
 
   t.test('an inner nginx with a small client_max_body_size: 413, with the fix', async (t) => {
     const registry = await startRegistry(t, { relativeUrls: true });
-    const nginx = await startNginx(
-      t,
-      `    client_max_body_size 1m;
-    location / {
-      proxy_pass http://127.0.0.1:${registry.port};
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;
-      proxy_http_version 1.1;
-    }`,
-    );
+    const nginx = await innerNginx(t, registry.port, { xfp: '$http_x_forwarded_proto', maxBody: '1m' });
     const s = await berthFor(t, nginx.url);
     const r = await doctor([...s.args, '--repository', 'doctor/cap'], REGISTRY_PASSWORD);
     expectFinding(t, r, 'limits-body-size', 'problem', ['413', 'client_max_body_size 0', 'berth has none']);
@@ -177,18 +178,11 @@ t.test('doctor', { skip }, async (t) => {
     const realm = `http://localhost:${port}/service/token`;
     const registry = await startRegistry(t, { relativeUrls: false, auth: { token: { realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle } } });
     // Harbor's nginx: /service/ to core (here the token service), /v2/ to the registry.
-    const nginx = await startNginx(
-      t,
-      `    client_max_body_size 0;
-    location /service/ { proxy_pass http://127.0.0.1:${tokens.port}; proxy_set_header Host $http_host; }
-    location / {
-      proxy_pass http://127.0.0.1:${registry.port};
-      proxy_set_header Host $http_host;
-      proxy_set_header X-Forwarded-Proto $http_x_forwarded_proto;
-      proxy_http_version 1.1;
-      proxy_request_buffering off;
-    }`,
-    );
+    const nginx = await innerNginx(t, registry.port, {
+      xfp: '$http_x_forwarded_proto',
+      maxBody: '0',
+      extra: `    location /service/ { proxy_pass http://127.0.0.1:${tokens.port}; proxy_set_header Host $http_host; }`,
+    });
     const pki = await makeTestPki();
     const origin = `https://localhost:${port}`;
     const args = ['--upstream', nginx.url, '--listen', `127.0.0.1:${port}`, '--public-origin', origin, '--cert', pki.certFile, '--key', pki.keyFile];
@@ -232,6 +226,61 @@ t.test('doctor', { skip }, async (t) => {
     expectFinding(t, r, 'upstream-redirect', 'problem', ['301', 'https://localhost', 'loops', 'harbor.yml', 'upstream: https://']);
     t.notOk(find(r, 'upload-location'), 'no upload is tried against it');
     t.equal(r.code, 1);
+  });
+
+  t.test('a connection cut during a large body between berth and the registry', async (t) => {
+    const registry = await startRegistry(t, { relativeUrls: false });
+    // A middlebox that drops any connection once it has carried 4 MiB towards the registry.
+    const relay = net.createServer((client) => {
+      const server = net.connect(registry.port, '127.0.0.1');
+      let carried = 0;
+      const cut = (): void => {
+        client.destroy();
+        server.destroy();
+      };
+      client.on('data', (d: Buffer) => {
+        carried += d.length;
+        if (carried > 4 << 20) cut();
+        else server.write(d);
+      });
+      server.pipe(client);
+      client.on('error', cut).on('close', cut);
+      server.on('error', cut).on('close', cut);
+    });
+    await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => relay.close());
+    const s = await berthFor(t, `http://127.0.0.1:${(relay.address() as net.AddressInfo).port}`);
+    const r = await doctor([...s.args, '--repository', 'doctor/cut'], REGISTRY_PASSWORD);
+    expectFinding(t, r, 'limits-cut-connection', 'problem', ['16 MiB upload through berth failed between berth and the registry', 'berth: the registry closed the connection before answering', 'load balancer idle timeout']);
+    expectFinding(t, r, 'upload-location', 'ok');
+    t.notOk(find(r, 'throughput'), 'no rate from a cut upload');
+    t.equal(r.code, 1);
+    // The registry refuses to cancel an upload whose body was cut (its URL's signed state is
+    // stale): doctor says so, and the other two uploads are gone.
+    const cleanups = r.findings.filter((f) => f.id === 'upload-cleanup');
+    t.ok(cleanups.some((f) => f.level === 'warning' && /the cut upload could not be cancelled/.test(f.detail) && /uploadpurging/.test(f.fix ?? '')), 'the cut upload left behind is reported', { cleanups });
+    t.equal(uploadsLeft(registry, 'doctor/cut').length, 1, 'only the cut upload is left, for the registry to purge');
+  });
+
+  t.test('what berth serves is verified as a client verifies it', async (t) => {
+    const registry = await startRegistry(t, { relativeUrls: false });
+    const s = await berthFor(t, registry.url);
+    const withoutCa = s.args.filter((a, i, all) => a !== '--ca' && all[i - 1] !== '--ca');
+    const r1 = await doctor(withoutCa);
+    expectFinding(t, r1, 'berth-running', 'warning', ['a CA doctor does not know', '--ca FILE']);
+    t.notOk(find(r1, 'auth-realm')?.data?.throughBerth, 'nothing is asked through a berth whose certificate did not verify');
+    // The files now hold a certificate for another name, but berth still serves the old one
+    // until it reloads: doctor tells the two apart.
+    const other = await s.pki.issue({ names: ['other.example.org'], notAfter: new Date(Date.now() + 60 * 86_400_000) });
+    const dir = t.testdir({ 'other.crt': other.cert, 'other.key': other.key });
+    const swapped = s.args.map((a, i, all) => (all[i - 1] === '--cert' ? path.join(dir, 'other.crt') : all[i - 1] === '--key' ? path.join(dir, 'other.key') : a));
+    const r2 = await doctor(swapped);
+    expectFinding(t, r2, 'tls-names', 'problem', ['not localhost']);
+    expectFinding(t, r2, 'berth-running', 'ok', ['its certificate verifies']);
+    // And berth serving a certificate that does not cover publicOrigin's name.
+    const wrong = await berthFor(t, registry.url, ['other.example.org']);
+    const r3 = await doctor(wrong.args);
+    expectFinding(t, r3, 'berth-running', 'problem', ['clients refuse the certificate', 'ERR_TLS_CERT_ALTNAME_INVALID']);
   });
 
   t.test('without credentials: what was not checked, and how to check it', async (t) => {

@@ -1,6 +1,9 @@
 import fs from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
 import { loadConfig, parseFlags } from '../../config/load.js';
 import { ConfigError } from '../../config/validate.js';
+import { DEV_FILES } from '../../tls/devCert.js';
 import type { Finding } from './findings.js';
 import {
   authFindings,
@@ -129,7 +132,12 @@ export async function doctor(options: DoctorOptions, env: NodeJS.ProcessEnv, rea
   findings.push(...tlsFindings(config, options.ca));
   const upstream = await upstreamFindings(ctx, findings);
   const listen = new URL(`https://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${config.listen.port}`);
-  await berthFindings(ctx, { name: 'berth', connect: listen, servername: publicUrl.hostname.replace(/^\[(.*)\]$/, '$1') }, findings);
+  // Clients trust the public roots, plus the private CA they were given (--ca), or berth's
+  // development CA when berth serves its development certificate.
+  const devCa = path.join(config.tls.dir, DEV_FILES.caCert);
+  const privateCa = options.ca ?? (config.tls.cert === undefined && fs.existsSync(devCa) ? devCa : undefined);
+  const ca = [...tls.rootCertificates, ...(privateCa ? [fs.readFileSync(privateCa, 'utf8')] : [])];
+  await berthFindings(ctx, { name: 'berth', connect: listen, servername: publicUrl.hostname.replace(/^\[(.*)\]$/, '$1'), ca }, findings, privateCa !== undefined);
 
   const registryOk = upstream.reply !== undefined && upstream.reply.headers['docker-distribution-api-version'] === 'registry/2.0' && !upstream.reply.headers.location;
   if (registryOk) {

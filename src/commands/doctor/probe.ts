@@ -2,13 +2,15 @@ import crypto from 'node:crypto';
 import http from 'node:http';
 import https from 'node:https';
 
-/** Somewhere doctor sends requests: the upstream directly, or the running berth. */
+/** Somewhere doctor sends requests: the upstream directly, the running berth, or a token service. */
 export interface Endpoint {
   readonly name: 'upstream' | 'berth' | 'realm';
   /** Where to connect: http(s)://host:port. */
   readonly connect: URL;
-  /** TLS SNI (berth: publicOrigin's host). */
+  /** TLS SNI to send and the name the certificate must cover (berth: publicOrigin's host). */
   readonly servername?: string;
+  /** CAs to verify an https endpoint with; Node's default roots when unset. */
+  readonly ca?: readonly string[];
 }
 
 export interface Reply {
@@ -50,8 +52,8 @@ export function send(endpoint: Endpoint, ask: Ask): Promise<Reply> {
         headers,
         agent: false,
         timeout: ask.timeoutMs,
-        // doctor reports on certificates from the files; here it only needs to talk.
-        ...(secure ? { servername: endpoint.servername ?? url.hostname, rejectUnauthorized: false } : {}),
+        // Verified as a client verifies it: a certificate clients would refuse fails here too.
+        ...(secure ? { servername: endpoint.servername ?? url.hostname, ...(endpoint.ca ? { ca: [...endpoint.ca] } : {}) } : {}),
       },
       (res) => {
         let body = '';

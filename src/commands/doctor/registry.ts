@@ -131,27 +131,53 @@ export async function upstreamFindings(ctx: DoctorContext, findings: Finding[]):
 // ---------------------------------------------------------------------------------------
 // berth, running
 
-export async function berthFindings(ctx: DoctorContext, candidate: Endpoint, findings: Finding[]): Promise<void> {
+/** OpenSSL's and Node's codes for a certificate whose issuer the client does not know. */
+const UNKNOWN_ISSUER = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT']);
+const REFUSED_CERTIFICATE = /CERT|^ERR_TLS_|^UNABLE_TO_/;
+
+export async function berthFindings(ctx: DoctorContext, candidate: Endpoint, findings: Finding[], privateCaKnown: boolean): Promise<void> {
+  let reply: Reply;
   try {
-    const reply = await send(candidate, { path: '/v2/', headers: asClient(ctx), timeoutMs: ctx.timeoutMs });
-    ctx.berth = candidate;
-    const registry = reply.headers[API_VERSION] === 'registry/2.0';
-    findings.push({
-      id: 'berth-running',
-      area: 'berth',
-      level: registry && reply.status < 500 ? 'ok' : 'problem',
-      detail: `berth on ${candidate.connect.host} answered GET /v2/ as ${ctx.publicHost}: ${reply.status}${registry ? '' : ' without the registry header'}`,
-      ...(reply.status >= 500 ? { cause: reply.body.trim().slice(0, 200), fix: 'see the upstream findings; berth\'s access log has the error' } : {}),
-    });
+    reply = await send(candidate, { path: '/v2/', headers: asClient(ctx), timeoutMs: ctx.timeoutMs });
   } catch (err) {
-    findings.push({
-      id: 'berth-running',
-      area: 'berth',
-      level: 'warning',
-      detail: `no berth answers on ${candidate.connect.host} (${errorCode(err)}): checks through berth are skipped`,
-      fix: 'start berth (or run doctor where it runs, with the same config) to check what clients see',
-    });
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    if (UNKNOWN_ISSUER.has(code) && !privateCaKnown) {
+      findings.push({
+        id: 'berth-running',
+        area: 'berth',
+        level: 'warning',
+        detail: `berth on ${candidate.connect.host} serves a certificate from a CA doctor does not know (${code}): checks through berth are skipped`,
+        fix: 'give doctor the CA your clients trust: --ca FILE',
+      });
+    } else if (REFUSED_CERTIFICATE.test(code)) {
+      findings.push({
+        id: 'berth-running',
+        area: 'berth',
+        level: 'problem',
+        detail: `clients refuse the certificate berth on ${candidate.connect.host} serves: ${code}`,
+        cause: 'the certificate in service is not the one in the files (not reloaded yet?), or does not cover the name, or has expired',
+        fix: 'compare the tls findings above with what berth logged at its last "certificate loaded"; kill -HUP reloads the files',
+      });
+    } else {
+      findings.push({
+        id: 'berth-running',
+        area: 'berth',
+        level: 'warning',
+        detail: `no berth answers on ${candidate.connect.host} (${errorCode(err)}): checks through berth are skipped`,
+        fix: 'start berth (or run doctor where it runs, with the same config) to check what clients see',
+      });
+    }
+    return;
   }
+  ctx.berth = candidate;
+  const registry = reply.headers[API_VERSION] === 'registry/2.0';
+  findings.push({
+    id: 'berth-running',
+    area: 'berth',
+    level: registry && reply.status < 500 ? 'ok' : 'problem',
+    detail: `berth on ${candidate.connect.host} answered GET /v2/ as ${ctx.publicHost}: ${reply.status}${registry ? '' : ' without the registry header'}; its certificate verifies`,
+    ...(reply.status >= 500 ? { cause: reply.body.trim().slice(0, 200), fix: "see the upstream findings; berth's access log has the error" } : {}),
+  });
 }
 
 // ---------------------------------------------------------------------------------------
@@ -353,6 +379,18 @@ async function cancel(ctx: DoctorContext, location: string, auth: AuthState): Pr
   return reply?.status;
 }
 
+/** A cut upload's URL carries a stale signed state (the registry kept part of the body) and the registry refuses to cancel it. */
+function cutUploadLeft(status: number | undefined): Finding | undefined {
+  if (status === 204) return undefined;
+  return {
+    id: 'upload-cleanup',
+    area: 'upload',
+    level: 'warning',
+    detail: `the cut upload could not be cancelled: DELETE answered ${status ?? 'nothing'} (its URL's signed state no longer matches the data the registry kept)`,
+    fix: 'the registry removes abandoned uploads itself (storage.maintenance.uploadpurging, a week by default)',
+  };
+}
+
 export async function uploadFindings(ctx: DoctorContext, auth: AuthState, findings: Finding[]): Promise<void> {
   const path = `/v2/${ctx.repository}/blobs/uploads/`;
   const cancelled: (number | undefined)[] = [];
@@ -487,11 +525,12 @@ export async function throughputFindings(ctx: DoctorContext, auth: AuthState, fi
       cause: 'something in the chain closes connections during large bodies (a body-size or time limit that does not answer)',
       fix: 'look for client_max_body_size, proxy timeouts, or a load balancer idle timeout between berth and the registry',
     });
-    await cancel(ctx, new URL(started.headers.location, ctx.publicOrigin).pathname + new URL(started.headers.location, ctx.publicOrigin).search, auth);
+    const left = cutUploadLeft(await cancel(ctx, target.pathname + target.search, auth));
+    if (left) findings.push(left);
     return {};
   }
   const upstreamTarget = new URL(reply.headers.location ?? started.headers.location, ctx.publicOrigin);
-  await cancel(ctx, upstreamTarget.pathname + upstreamTarget.search, auth);
+  const cancelled = await cancel(ctx, upstreamTarget.pathname + upstreamTarget.search, auth);
   if (reply.status === 413) {
     findings.push({
       id: 'limits-body-size',
@@ -502,6 +541,20 @@ export async function throughputFindings(ctx: DoctorContext, auth: AuthState, fi
       fix: 'client_max_body_size 0; in the inner nginx (Harbor\'s own sets it); nginx.ingress.kubernetes.io/proxy-body-size: "0"',
       data: { status: 413, server: reply.headers.server },
     });
+    return {};
+  }
+  if ((reply.status === 502 || reply.status === 504) && ctx.berth && /"UNAVAILABLE"/.test(reply.body)) {
+    // berth's own answer: the registry side of the chain dropped the body.
+    findings.push({
+      id: 'limits-cut-connection',
+      area: 'limits',
+      level: 'problem',
+      detail: `a ${formatBytes(size)} upload through berth failed between berth and the registry: ${reply.status} ${errorMessage(reply.body)}`,
+      cause: 'something between berth and the registry closes connections during large bodies (a body-size or time limit that does not answer, a proxy or load balancer timeout)',
+      fix: "look for client_max_body_size, proxy timeouts, or a load balancer idle timeout between berth and the registry; berth's access line for the PATCH has the error",
+    });
+    const left = cutUploadLeft(cancelled);
+    if (left) findings.push(left);
     return {};
   }
   if (reply.status !== 202) {
@@ -518,6 +571,15 @@ export async function throughputFindings(ctx: DoctorContext, auth: AuthState, fi
     data: { bytes: size, ms: Math.round(reply.ms), bytesPerSecond: Math.round(bytesPerSecond), through: via.name },
   });
   return { bytesPerSecond };
+}
+
+/** The message of a registry-shaped error body, or the body's start. */
+function errorMessage(body: string): string {
+  try {
+    return (JSON.parse(body) as { errors: { message: string }[] }).errors[0]!.message;
+  } catch {
+    return body.trim().slice(0, 160);
+  }
 }
 
 export function timeoutFindings(config: Config): Finding[] {
