@@ -150,6 +150,9 @@ const LINGER_MS = 30_000;
  * for at most LINGER_MS after the answer.
  */
 function keepForEarlyAnswer(req: http.IncomingMessage, res: http.ServerResponse, proxyRes: http.IncomingMessage): void {
+  // Closing is put off, not given up: a connection that was to close (the client asked, or
+  // limits.requestsPerConnection) is ended once the body is in.
+  const close = !res.shouldKeepAlive;
   res.shouldKeepAlive = true;
   // The answer is final: the upstream has no use for the rest of the body.
   proxyRes.once('end', () => discardRest(req, proxyRes));
@@ -157,7 +160,10 @@ function keepForEarlyAnswer(req: http.IncomingMessage, res: http.ServerResponse,
     if (req.complete || req.socket.destroyed) return;
     const timer = setTimeout(() => req.socket.destroy(), LINGER_MS);
     timer.unref();
-    req.once('end', () => clearTimeout(timer));
+    req.once('end', () => {
+      clearTimeout(timer);
+      if (close) req.socket.end();
+    });
     req.socket.once('close', () => clearTimeout(timer));
   });
 }

@@ -147,6 +147,9 @@ t.test('an early answer (nginx\'s 413, then lingering close): berth keeps readin
   }
   t.same(errors, [], 'the rest of the body goes out without a reset or EPIPE');
   t.equal(sent, total, 'all of it');
+  // The client asked to close: berth closes once the body is in, without the client ending first.
+  await once(socket, 'end');
+  t.pass('then berth closes the connection, as the client asked');
   socket.end();
   await once(socket, 'close');
   t.equal((await ask(tb, { path: '/v2/' })).status, 413, 'berth keeps serving (this upstream answers 413 to all)');
