@@ -15,14 +15,15 @@ const ca = [
   { name: 'keyUsage' as const, keyCertSign: true, cRLSign: true, critical: true },
 ];
 
-async function pki(): Promise<{ root: string; intermediate: string; leaf: string; key: string }> {
+async function pki(leafDays = 90): Promise<{ root: string; intermediate: string; leaf: string; key: string }> {
   const now = Date.now();
   const dates = { notBeforeDate: new Date(now - 60_000), notAfterDate: new Date(now + 90 * DAY) };
   const root = await selfsigned.generate([{ name: 'commonName', value: 'doctor test root' }], { ...ec, ...dates, extensions: ca });
   const intermediate = await selfsigned.generate([{ name: 'commonName', value: 'doctor test intermediate' }], { ...ec, ...dates, ca: { key: root.private, cert: root.cert }, extensions: ca });
   const leaf = await selfsigned.generate([{ name: 'commonName', value: 'registry.example.com' }], {
     ...ec,
-    ...dates,
+    notBeforeDate: dates.notBeforeDate,
+    notAfterDate: new Date(now + leafDays * DAY),
     ca: { key: intermediate.private, cert: intermediate.cert },
     extensions: [{ name: 'basicConstraints' as const, cA: false }, { name: 'subjectAltName' as const, altNames: [{ type: 2 as const, value: 'registry.example.com' }] }],
   });
@@ -71,4 +72,15 @@ t.test('out of order (intermediate first): a problem naming the certificate', as
   t.equal(mixed.level, 'problem');
   t.match(mixed.detail, 'certificate 1 in');
   t.match(mixed.fix, 'write the leaf first, then each intermediate in order');
+});
+
+t.test('expiry: ok with 90 days left, a warning under 14, with the fix', async (t) => {
+  const expiry = (f: ReturnType<typeof findings>) => f.find((x) => x.id === 'tls-expiry')!;
+  const long = await pki(90);
+  t.equal(expiry(findings({ cert: pem(long.leaf, long.intermediate), key: long.key, ca: long.root })).level, 'ok');
+  const soon = await pki(5);
+  const e = expiry(findings({ cert: pem(soon.leaf, soon.intermediate), key: soon.key, ca: soon.root }));
+  t.equal(e.level, 'warning');
+  t.match(e.detail, /\((4|5) days\)/);
+  t.match(e.fix, 'renew it now');
 });
