@@ -43,6 +43,9 @@ for (const relativeUrls of [false, true]) {
     }
     berth.child.kill('SIGHUP');
     await push;
+    // The access line is written when the answer has been sent, so it can reach the test's
+    // pipe just after skopeo is done: wait for it rather than race it.
+    await berth.waitForLine((l) => l.msg === 'request' && l.method === 'PUT' && String(l.path).includes('/manifests/'));
     const serving = berth.lines.find((l) => l.msg === 'berth is serving')!.workers as number;
     t.equal(berth.lines.filter((l) => l.msg === 'certificate reloaded').length, serving, 'every worker reloaded the certificate');
     const reloadedAt = berth.lines.findIndex((l) => l.msg === 'certificate reloaded');

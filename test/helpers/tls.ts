@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import tls from 'node:tls';
 import selfsigned from 'selfsigned';
 
 /** A CA made for one test, and a server certificate it signs for the loopback names. */
@@ -66,4 +67,23 @@ export async function makeTestPki(names: readonly string[] = ['localhost', '127.
   fs.writeFileSync(files.keyFile, leaf.key, { mode: 0o600 });
   fs.writeFileSync(files.caFile, ca.cert);
   return { ca: ca.cert, cert: leaf.cert, key: leaf.key, caDir, issue, ...files };
+}
+
+/**
+ * Opens a TLS 1.2 connection and asks for a client-initiated renegotiation; resolves with
+ * 'renegotiated' or the error code the client got.
+ */
+export function tryRenegotiation(port: number, ca: string): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = tls.connect({ host: '127.0.0.1', servername: 'localhost', port, ca, maxVersion: 'TLSv1.2' }, () => {
+      socket.renegotiate({}, (err) => {
+        resolve(err ? ((err as NodeJS.ErrnoException).code ?? err.message) : 'renegotiated');
+        socket.destroy();
+      });
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      resolve(err.code ?? err.message);
+      socket.destroy();
+    });
+  });
 }

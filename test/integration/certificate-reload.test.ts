@@ -5,7 +5,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { startCli, stopCli, type RunningCli } from '../helpers/cli.js';
-import { makeTestPki, type TestPki } from '../helpers/tls.js';
+import { makeTestPki, tryRenegotiation, type TestPki } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 // A real berth process serving certificate files that are replaced under it, as
@@ -98,6 +98,7 @@ for (const workers of ['1', '2']) {
       t.match(await after.get('/v2/'), /^HTTP\/1\.1 200/);
       after.close();
     }
+    t.equal(await tryRenegotiation(berth.port, pki.ca), 'ERR_SSL_NO_RENEGOTIATION', 'the reloaded context still refuses renegotiation');
     t.match(await before.get('/v2/again'), /^HTTP\/1\.1 200/, 'the connection opened before the reload still works');
     before.close();
 

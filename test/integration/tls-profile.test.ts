@@ -1,6 +1,7 @@
 import tls from 'node:tls';
 import t from 'tap';
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
+import { tryRenegotiation } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /** Attempts a handshake with the given client settings; resolves with what was negotiated or the error code. */
@@ -33,4 +34,11 @@ t.test('Mozilla intermediate: TLS 1.2 and 1.3, ECDHE with AEAD only, X25519/P-25
   for (const curve of ['X25519', 'P-256', 'P-384']) t.match(await handshake(tb, { ecdhCurve: curve }), { ok: true }, `${curve} accepted`);
   t.match(await handshake(tb, { ecdhCurve: 'P-521' }), { ok: false }, 'P-521 refused');
   t.match(await handshake(tb, { maxVersion: 'TLSv1.2', ecdhCurve: 'P-521' }), { ok: false }, 'P-521 refused on TLS 1.2');
+});
+
+t.test('client-initiated renegotiation is refused, and the listener keeps serving', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end());
+  const tb = await startTestBerth(t, { upstream: up.url });
+  t.equal(await tryRenegotiation(tb.port, tb.pki.ca), 'ERR_SSL_NO_RENEGOTIATION', 'the client is told no (no_renegotiation alert)');
+  t.match(await handshake(tb, { maxVersion: 'TLSv1.2' }), { ok: true, protocol: 'TLSv1.2' }, 'a new TLS 1.2 connection still works');
 });
