@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { lingerUntilBodyIn } from '../net/linger.js';
 
 /**
  * The closed catalogue of errors berth answers itself. Each maps to one status and one
@@ -86,8 +87,12 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: Prox
     ...extra,
   };
   if (registry) headers['docker-distribution-api-version'] = 'registry/2.0';
-  // The request body may not have been read; closing avoids parsing it as the next request.
-  if (!req.complete) res.shouldKeepAlive = false;
+  // The request body may not have been read: close the connection, but only once the rest
+  // of the body is in, so that the client reads this answer instead of a reset.
+  if (!req.complete) {
+    res.shouldKeepAlive = false;
+    lingerUntilBodyIn(req, res);
+  }
   res.writeHead(error.status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -10,6 +10,7 @@ import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
 import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/headers.js';
 import { hstsApplies } from './response/hsts.js';
 import { refusalOf } from '../net/connectionLimits.js';
+import { lingerUntilBodyIn } from '../net/linger.js';
 import type { Transport } from './transport.js';
 
 /**
@@ -54,7 +55,12 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     deps.transport.forward(req, res, {
       onResponse: (proxyRes) => {
         answer = proxyRes;
-        if (!req.complete) keepForEarlyAnswer(req, res, proxyRes);
+        if (!req.complete) {
+          // An early answer (nginx's 413, a 401): final, so the upstream has no use for the
+          // rest of the body, and the client reads the answer before the connection closes.
+          proxyRes.once('end', () => discardRest(req, proxyRes));
+          lingerUntilBodyIn(req, res);
+        }
         relayResponse(proxyRes, res, ctx, record, deps);
       },
       onError: (err) => {
@@ -135,36 +141,6 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse,
   });
   res.once('close', () => {
     if (!proxyRes.complete) proxyRes.destroy();
-  });
-}
-
-/** How long a client may go on sending a body after its early answer (nginx: lingering_time 30s). */
-const LINGER_MS = 30_000;
-
-/**
- * The upstream answers before the request body is all sent (nginx's 413, a registry's 401).
- * Closing the connection while the client still sends makes the kernel reset it, and the
- * client reports "connection reset" or EPIPE instead of the answer; so, as nginx's
- * "lingering close", the connection stays open (even for a client that asked to close)
- * while the rest of the body arrives, framed by the parser and never read as a request,
- * for at most LINGER_MS after the answer.
- */
-function keepForEarlyAnswer(req: http.IncomingMessage, res: http.ServerResponse, proxyRes: http.IncomingMessage): void {
-  // Closing is put off, not given up: a connection that was to close (the client asked, or
-  // limits.requestsPerConnection) is ended once the body is in.
-  const close = !res.shouldKeepAlive;
-  res.shouldKeepAlive = true;
-  // The answer is final: the upstream has no use for the rest of the body.
-  proxyRes.once('end', () => discardRest(req, proxyRes));
-  res.once('finish', () => {
-    if (req.complete || req.socket.destroyed) return;
-    const timer = setTimeout(() => req.socket.destroy(), LINGER_MS);
-    timer.unref();
-    req.once('end', () => {
-      clearTimeout(timer);
-      if (close) req.socket.end();
-    });
-    req.socket.once('close', () => clearTimeout(timer));
   });
 }
 

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
+import { lingerUntilBodyIn } from '../net/linger.js';
 import type { NameSet } from '../net/names.js';
 import { isRegistryPath } from '../proxy/errors.js';
 import { HOST } from '../proxy/request/host.js';
@@ -28,8 +29,11 @@ export function createRedirectServer(options: RedirectOptions): http.Server {
     { headersTimeout: config.timeouts.headers, keepAliveTimeout: config.timeouts.keepAlive, requestTimeout: config.timeouts.headers, insecureHTTPParser: false },
     (req, res) => {
       const url = req.url ?? '/';
-      // The request body is never read here: answer, then close.
-      if (!req.complete) res.shouldKeepAlive = false;
+      // The request body is never used here: answer, then close once it is in.
+      if (!req.complete) {
+        res.shouldKeepAlive = false;
+        lingerUntilBodyIn(req, res);
+      }
       const hostMatch = HOST.exec(req.headers.host ?? '');
       if (options.names && !(hostMatch && options.names.matches(hostMatch[1]!))) {
         const body = 'berth: this server does not serve that host name\n';

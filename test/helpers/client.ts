@@ -1,4 +1,7 @@
+import crypto from 'node:crypto';
+import { once } from 'node:events';
 import https from 'node:https';
+import type net from 'node:net';
 import tls from 'node:tls';
 import type { TestBerth } from './berth.js';
 
@@ -85,3 +88,34 @@ export async function rawExchange(tb: TestBerth, request: string, done: (reply: 
     socket.destroy();
   }
 }
+
+/**
+ * Sends a request whose body is still going out when the answer arrives, the way Docker's
+ * client streams a layer: the head (request line and headers, without the blank line) and
+ * a first piece, then, once the answer is in, the rest. Resolves with the answer, the
+ * client's errors, the bytes sent, and whether the server closed the connection after.
+ */
+export async function bodyAfterAnswer(socket: net.Socket, head: string, total: number): Promise<{ reply: string; errors: string[]; sent: number; endedByServer: boolean }> {
+  const errors: string[] = [];
+  socket.on('error', (err: NodeJS.ErrnoException) => errors.push(err.code ?? err.message));
+  let reply = '';
+  socket.on('data', (d: Buffer) => (reply += d.toString()));
+  const chunk = crypto.randomBytes(256 << 10);
+  socket.write(`${head}Content-Length: ${total}\r\n\r\n`);
+  socket.write(chunk);
+  while (!reply.includes('\r\n\r\n') && errors.length === 0 && !socket.destroyed) await sleep(5);
+  await sleep(100); // time for the server to close the connection, if it were going to
+  let sent = chunk.length;
+  while (sent < total && errors.length === 0 && !socket.destroyed) {
+    if (!socket.write(chunk)) await once(socket, 'drain');
+    sent += chunk.length;
+  }
+  let endedByServer = false;
+  if (errors.length === 0 && !socket.destroyed) {
+    endedByServer = await Promise.race([once(socket, 'end').then(() => true), sleep(5_000).then(() => false)]);
+  }
+  socket.destroy();
+  return { reply, errors, sent, endedByServer };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

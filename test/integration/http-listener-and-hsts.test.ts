@@ -1,8 +1,10 @@
+import { once } from 'node:events';
 import http from 'node:http';
+import net from 'node:net';
 import t from 'tap';
 import { startTestBerth } from '../helpers/berth.js';
 import { startCli, stopCli } from '../helpers/cli.js';
-import { ask } from '../helpers/client.js';
+import { ask, bodyAfterAnswer } from '../helpers/client.js';
 import { makeTestPki } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -85,4 +87,24 @@ t.test('HSTS on https answers for named hosts only', async (t) => {
 
   const dev = await startTestBerth(t, { upstream: up.url }, { devCa: '/tmp/dev-ca.crt' });
   t.equal((await ask(dev, { path: '/v2/', headers: { host: 'registry.example.com' } })).headers['strict-transport-security'], undefined, 'never with the development certificate');
+});
+
+t.test('a push sent to the HTTP listener reads its refusal, not a reset: the body is read and dropped, then the connection closes', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('{}'));
+  const pki = await makeTestPki();
+  const berth = await startCli(['--workers', '1', '--upstream', up.url, '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile]);
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  const httpPort = Number(/:(\d+)$/.exec(String(berth.lines.find((l) => l.msg === 'berth is serving')!.http))![1]);
+  const total = 8 << 20;
+  for (const [path, status] of [['/v2/lib/app/blobs/uploads/u', 400], ['/api/v2.0/projects', 308]] as const) {
+    const socket = net.connect(httpPort, '127.0.0.1');
+    await once(socket, 'connect');
+    const r = await bodyAfterAnswer(socket, `PATCH ${path} HTTP/1.1\r\nHost: localhost:${httpPort}\r\n`, total);
+    t.match(r.reply, new RegExp(`^HTTP/1\\.1 ${status} `), `${path}: the ${status} arrives while the body is still being sent`);
+    t.match(r.reply, /\r\nconnection: close\r\n/i, `${path}: and says the connection will close`);
+    t.same(r.errors, [], `${path}: the rest of the body goes out without a reset or EPIPE`);
+    t.equal(r.sent, total, `${path}: all of it`);
+    t.ok(r.endedByServer, `${path}: berth closes the connection once the body is in`);
+  }
+  t.equal(await stopCli(berth.child), 0);
 });

@@ -3,7 +3,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import t from 'tap';
 import { startTestBerth } from '../helpers/berth.js';
-import { ask, connectRaw } from '../helpers/client.js';
+import { ask, bodyAfterAnswer, connectRaw } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 // Slow and greedy clients, and upstreams that answer early or reset: berth cuts what must
@@ -155,4 +155,26 @@ t.test('an early answer (nginx\'s 413, then lingering close): berth keeps readin
   t.equal((await ask(tb, { path: '/v2/' })).status, 413, 'berth keeps serving (this upstream answers 413 to all)');
   const line = tb.logs.find((l) => l.msg === 'request' && l.method === 'PATCH');
   t.equal(line?.status, 413, 'logged as 413');
+});
+
+t.test("berth's own early answers (a dead upstream's 502, a misdirected 421) linger too: the client reads the answer, not a reset", async (t) => {
+  const dead = net.createServer();
+  await new Promise<void>((resolve) => dead.listen(0, '127.0.0.1', resolve));
+  const deadPort = (dead.address() as net.AddressInfo).port;
+  await new Promise((resolve) => dead.close(resolve));
+  const tb = await startTestBerth(t, { upstream: `http://127.0.0.1:${deadPort}`, serverNames: ['localhost'] });
+  const total = 8 << 20;
+  for (const [what, head, status] of [
+    ['dead upstream', `PATCH /v2/x/blobs/uploads/u HTTP/1.1\r\nHost: localhost:${tb.port}\r\n`, 502],
+    ['dead upstream, client asked to close', `PATCH /v2/x/blobs/uploads/u HTTP/1.1\r\nHost: localhost:${tb.port}\r\nConnection: close\r\n`, 502],
+    ['misdirected', `PATCH /v2/x/blobs/uploads/u HTTP/1.1\r\nHost: other.example\r\n`, 421],
+  ] as const) {
+    const r = await bodyAfterAnswer(await connectRaw(tb), head, total);
+    t.match(r.reply, new RegExp(`^HTTP/1\\.1 ${status} `), `${what}: the ${status} arrives while the body is still being sent`);
+    t.match(r.reply, /\r\nconnection: close\r\n/i, `${what}: and says the connection will close`);
+    t.same(r.errors, [], `${what}: the rest of the body goes out without a reset or EPIPE`);
+    t.equal(r.sent, total, `${what}: all of it`);
+    t.ok(r.endedByServer, `${what}: berth closes the connection once the body is in`);
+    t.equal((r.reply.match(/HTTP\/1\.1 /g) ?? []).length, 1, `${what}: one answer, no part of the body read as a request`);
+  }
 });
