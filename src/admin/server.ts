@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
+import { headerTimeout } from '../net/headerTimeout.js';
 import type { Readiness } from './readiness.js';
 
 /**
@@ -20,8 +21,20 @@ export interface Admin {
   close(): Promise<void>;
 }
 
-export async function startAdmin(listen: { host: string | undefined; port: number }, sources: AdminSources, logger: Logger): Promise<Admin> {
-  const server = http.createServer((req, res) => {
+/**
+ * Open connections the admin listener keeps: ample for the kubelet's probes and a few
+ * scrapers; past it Node closes new ones at once, so a flood of them (the listener may be
+ * on ":8444" in a pod) cannot take the process's file descriptors.
+ */
+export const ADMIN_MAX_CONNECTIONS = 128;
+
+export interface AdminLimits {
+  /** Time to receive a whole request (headers; admin requests have no body), ms. */
+  readonly headersTimeout: number;
+}
+
+export async function startAdmin(listen: { host: string | undefined; port: number }, sources: AdminSources, logger: Logger, limits: AdminLimits): Promise<Admin> {
+  const server = http.createServer({ ...headerTimeout(limits.headersTimeout), requestTimeout: limits.headersTimeout }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
@@ -47,6 +60,7 @@ export async function startAdmin(listen: { host: string | undefined; port: numbe
     }
   });
   server.keepAliveTimeout = 5000;
+  server.maxConnections = ADMIN_MAX_CONNECTIONS;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: listen.host, port: listen.port }, () => {

@@ -18,5 +18,5 @@ export interface AdminParts {
 export async function startAdminListener(config: Config, logger: Logger, parts: AdminParts): Promise<Admin | undefined> {
   if (config.admin.listen === undefined) return undefined;
   const readiness = createReadiness({ upstream: config.upstream, timeoutMs: READY_PROBE_TIMEOUT_MS, certificate: parts.certificate, draining: parts.draining });
-  return startAdmin(config.admin.listen, { metrics: parts.metrics, readiness }, logger);
+  return startAdmin(config.admin.listen, { metrics: parts.metrics, readiness }, logger, { headersTimeout: config.timeouts.headers });
 }

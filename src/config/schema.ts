@@ -148,13 +148,13 @@ export const KEYS: readonly KeySpec[] = [
     kind: 'optionalListen',
     default: '127.0.0.1:8444',
     flag: 'admin-listen',
-    doc: 'Plain-HTTP admin listener for /healthz, /readyz and /metrics; loopback by default (in a pod, ":8444" so the kubelet can probe it). "off" disables it.',
+    doc: 'Plain-HTTP admin listener for /healthz, /readyz and /metrics; loopback by default (in a pod, ":8444" so the kubelet can probe it). It keeps at most 128 open connections and gives each request timeouts.headers. "off" disables it.',
   },
   {
     path: 'limits.connections',
     kind: 'count',
     default: '10000',
-    doc: 'Open client connections per serving process; one over it is answered 503 (retry shortly) and closed. 0 = no cap.',
+    doc: 'Open client connections per serving process; one over it is answered 503 (retry shortly) and closed. The HTTP listener has the same cap (past it, new connections are closed). 0 = no cap.',
   },
   {
     path: 'limits.connectionsPerClient',

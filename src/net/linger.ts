@@ -53,3 +53,14 @@ export function lingerUntilBodyIn(req: http.IncomingMessage, res: http.ServerRes
     if (!res.writableFinished && !closing) restore();
   });
 }
+
+/**
+ * Whether some of the request's body may still be on its way. (While the handler runs,
+ * `req.complete` is false even for a request without a body: the parser completes it
+ * only after 'request' has been emitted.)
+ */
+export function bodyPending(req: http.IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}

@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
+import { headerTimeout } from '../net/headerTimeout.js';
 import { TLS_PROFILE } from '../tls/profile.js';
 
 export interface HttpsServerOptions {
@@ -36,10 +37,7 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
       cert: options.cert,
       key: options.key,
       requestTimeout: 0,
-      headersTimeout: config.timeouts.headers,
-      // Node checks the headers timeout every 30 s by default; check often enough that the
-      // configured limit is what a slow client gets.
-      connectionsCheckingInterval: Math.min(30_000, Math.max(100, Math.floor(config.timeouts.headers / 4))),
+      ...headerTimeout(config.timeouts.headers),
       keepAliveTimeout: config.timeouts.keepAlive,
       // Never enable insecureHTTPParser: the strict parser is what keeps smuggled requests out.
       insecureHTTPParser: false,

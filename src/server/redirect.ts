@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
-import { lingerUntilBodyIn } from '../net/linger.js';
+import { headerTimeout } from '../net/headerTimeout.js';
+import { bodyPending, lingerUntilBodyIn } from '../net/linger.js';
 import type { NameSet } from '../net/names.js';
 import { isRegistryPath } from '../proxy/errors.js';
 import { HOST } from '../proxy/request/host.js';
@@ -26,11 +27,11 @@ export interface RedirectOptions {
 export function createRedirectServer(options: RedirectOptions): http.Server {
   const { config } = options;
   const server = http.createServer(
-    { headersTimeout: config.timeouts.headers, keepAliveTimeout: config.timeouts.keepAlive, requestTimeout: config.timeouts.headers, insecureHTTPParser: false },
+    { ...headerTimeout(config.timeouts.headers), keepAliveTimeout: config.timeouts.keepAlive, requestTimeout: config.timeouts.headers, insecureHTTPParser: false },
     (req, res) => {
       const url = req.url ?? '/';
       // The request body is never used here: answer, then close once it is in.
-      if (!req.complete) {
+      if (bodyPending(req)) {
         res.shouldKeepAlive = false;
         lingerUntilBodyIn(req, res);
       }
@@ -63,6 +64,9 @@ export function createRedirectServer(options: RedirectOptions): http.Server {
       res.end(req.method === 'HEAD' ? undefined : body);
     },
   );
+  // The same overall cap as the TLS listener's, per process. Its connections carry one small
+  // answer each, so past the cap Node simply closes new ones.
+  if (config.limits.connections > 0) server.maxConnections = config.limits.connections;
   server.on('clientError', (_err, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     else socket.destroy();

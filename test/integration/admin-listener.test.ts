@@ -198,3 +198,42 @@ t.test('/readyz fails once the certificate in service expires', async (t) => {
   t.ok(sample(parsePrometheus((await admin(berth, '/metrics')).body), 'berth_certificate_expiry_seconds')! <= 0, 'the expiry metric says so too');
   t.equal(await stopCli(berth.child), 0);
 });
+
+/** Opens a connection to the admin listener and has it answer once, so it is surely accepted and kept alive. */
+async function keptAlive(port: number): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1');
+  await once(socket, 'connect');
+  socket.write('GET /healthz HTTP/1.1\r\nHost: admin\r\n\r\n');
+  await once(socket, 'data');
+  return socket;
+}
+
+t.test('the admin listener keeps at most 128 connections, and cuts a request that does not arrive within timeouts.headers', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('{}'));
+  const pki = await makeTestPki();
+  const berth = await startCli(['--workers', '1', '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile], { env: { BERTH_TIMEOUTS_HEADERS: '1s' } });
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+
+  const open: net.Socket[] = [];
+  t.teardown(() => open.forEach((s) => s.destroy()));
+  for (let i = 0; i < 128; i++) open.push(await keptAlive(berth.adminPort));
+  const over = await admin(berth, '/healthz').then((r) => String(r.status), (err: NodeJS.ErrnoException) => err.code ?? err.message);
+  t.match(over, /^(ECONNRESET|socket hang up)$/, `the 129th connection is closed at once (${over})`);
+  t.equal((await ask(via(berth, pki), { path: '/v2/' })).status, 200, 'the TLS listener is not affected');
+  open.pop()!.destroy();
+  const again = await waitFor(() => admin(berth, '/healthz').then((r) => r.status, () => 0), (s) => s === 200);
+  t.equal(again, 200, 'a slot freed is a slot to use');
+  open.forEach((s) => s.destroy());
+
+  const slow = net.connect(berth.adminPort, '127.0.0.1');
+  await once(slow, 'connect');
+  const started = Date.now();
+  slow.write('GET /metrics HTTP/1.1\r\nHost: admin\r\n'); // and never the blank line
+  let reply = '';
+  slow.on('data', (d: Buffer) => (reply += d.toString()));
+  await once(slow, 'close');
+  const took = Date.now() - started;
+  t.ok(took >= 900 && took < 5000, `a header section that never ends is cut after ${took} ms`);
+  t.match(reply, /^(HTTP\/1\.1 408 |$)/, 'with 408, or simply closed');
+  t.equal(await stopCli(berth.child), 0);
+});

@@ -108,3 +108,32 @@ t.test('a push sent to the HTTP listener reads its refusal, not a reset: the bod
   }
   t.equal(await stopCli(berth.child), 0);
 });
+
+t.test('the HTTP listener has the overall connection cap too (limits.connections)', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('{}'));
+  const pki = await makeTestPki();
+  const berth = await startCli(['--workers', '1', '--upstream', up.url, '--listen', '127.0.0.1:0', '--http-listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile], { env: { BERTH_LIMITS_CONNECTIONS: '3' } });
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  const httpPort = Number(/:(\d+)$/.exec(String(berth.lines.find((l) => l.msg === 'berth is serving')!.http))![1]);
+  const open: net.Socket[] = [];
+  t.teardown(() => open.forEach((s) => s.destroy()));
+  for (let i = 0; i < 3; i++) {
+    const socket = net.connect(httpPort, '127.0.0.1');
+    await once(socket, 'connect');
+    socket.write(`GET /kept/${i} HTTP/1.1\r\nHost: localhost:${httpPort}\r\n\r\n`);
+    const [reply] = (await once(socket, 'data')) as [Buffer];
+    t.match(reply.toString(), /^HTTP\/1\.1 308 /, `connection ${i} redirected and kept alive`);
+    open.push(socket);
+  }
+  const over = await plain(httpPort, 'GET', '/', `localhost:${httpPort}`).then((r) => String(r.status), (err: NodeJS.ErrnoException) => err.code ?? err.message);
+  t.match(over, /^(ECONNRESET|socket hang up)$/, `the 4th connection is closed at once (${over})`);
+  open.pop()!.destroy();
+  let status = 0;
+  for (let i = 0; i < 100 && status !== 308; i++) {
+    status = await plain(httpPort, 'GET', '/', `localhost:${httpPort}`).then((r) => r.status, () => 0);
+    if (status !== 308) await new Promise((r) => setTimeout(r, 20));
+  }
+  t.equal(status, 308, 'a slot freed is a slot to use');
+  open.forEach((s) => s.destroy());
+  t.equal(await stopCli(berth.child), 0);
+});
