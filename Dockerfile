@@ -52,8 +52,8 @@ EXPOSE 8443 8080 8444
 # berth drains on SIGTERM: it stops accepting and lets requests in flight finish within
 # shutdown.grace (10m); give docker stop -t / stop_grace_period a little more.
 STOPSIGNAL SIGTERM
-# berth check: the config and certificate as berth reads them (the same BERTH_* variables),
-# the upstream, and the running berth's /readyz on the admin listener.
+# berth check --as-running: the settings of the berth running as PID 1 (its flags, BERTH_*
+# variables and directory, from /proc), its certificate, the upstream, and its /readyz.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=20s --retries=3 \
-  CMD ["node", "--disable-warning=DEP0060", "dist/cli.js", "check"]
+  CMD ["node", "--disable-warning=DEP0060", "dist/cli.js", "check", "--as-running"]
 ENTRYPOINT ["node", "--disable-warning=DEP0060", "--max-semi-space-size=2", "dist/cli.js"]

@@ -4,7 +4,7 @@
  * the way a container runtime would, and checks that it serves.
  *
  *   node deploy/replay-dockerfile.mjs [--dockerfile Dockerfile] [--context .] [--plan]
- *                                     [--keep] [--env NAME=VALUE]...
+ *                                     [--keep] [--env NAME=VALUE]... [--cmd=ARG]...
  *
  * The steps are read from the Dockerfile itself, so the two cannot drift apart: an
  * instruction this script does not know, a RUN that touches an absolute path, or a base
@@ -15,13 +15,14 @@
  * stage's working directory, with the stage's environment) happen there. The base image's
  * Node is the Node running this script, copied to /usr/local/bin/node as in the node image.
  *
- * Run (needs root, as in CI): in a private mount namespace the final stage's root is
+ * Run (needs root, as in CI): in private mount and PID namespaces the final stage's root is
  * bind-mounted read-only (docker run --read-only), each VOLUME gets a writable directory
  * seeded from the image as Docker seeds a new volume, /proc and /dev are mounted, and the
- * ENTRYPOINT + CMD start under chroot as the USER, with the image's ENV plus --env values.
+ * ENTRYPOINT + CMD start under chroot as the USER, with the image's ENV plus --env values
+ * (--cmd values replace CMD, as arguments after the image name in docker run do).
  * Then: an https request through berth reaches an upstream this script runs (or the one
  * BERTH_UPSTREAM names), the admin /healthz answers, the HEALTHCHECK command exits 0 inside
- * the same "container", the STOPSIGNAL ends it with exit 0, and nothing outside the volumes
+ * the same "container" (its namespaces), the STOPSIGNAL sent to PID 1 ends it with exit 0, and nothing outside the volumes
  * was written. --plan prints the parsed steps as JSON and stops.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -380,7 +381,7 @@ function get(url, options = {}) {
   });
 }
 
-export async function run(root, config, work, extraEnv) {
+export async function run(root, config, work, extraEnv, cmd) {
   if (process.getuid?.() !== 0) fail('running the image needs root (a mount namespace, chroot and a user switch), as in CI');
   const user = config.user;
   if (!/^\d+(:\d+)?$/.test(user)) fail(`USER ${user}: the replay needs numeric ids`);
@@ -401,7 +402,7 @@ export async function run(root, config, work, extraEnv) {
 
   const upstream = extraEnv.BERTH_UPSTREAM ? undefined : await startUpstream();
   const env = { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', HOME: '/home/node', ...config.env, ...(upstream ? { BERTH_UPSTREAM: upstream.url } : {}), ...extraEnv };
-  const argv = [...config.entrypoint, ...config.cmd];
+  const argv = [...config.entrypoint, ...(cmd ?? config.cmd)]; // docker run IMAGE ARG... replaces CMD
   if (argv[0] === 'node') argv[0] = NODE_IN_IMAGE;
   const q = (s) => `'${s.replaceAll("'", "'\\''")}'`;
   const setup = [
@@ -415,7 +416,9 @@ export async function run(root, config, work, extraEnv) {
     `cd "$R"${q(config.workdir)}`,
     `exec chroot --userspec=${user} "$R" sh -c 'cd "$0" && exec "$@"' ${q(config.workdir)} ${argv.map(q).join(' ')}`,
   ];
-  const child = spawn('unshare', ['-m', '--propagation', 'private', 'sh', '-c', setup.join('\n')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own mount and PID namespaces: the ENTRYPOINT is PID 1 and /proc shows only the
+  // "container", as under a container runtime.
+  const child = spawn('unshare', ['--mount', '--pid', '--fork', '--propagation', 'private', 'sh', '-c', setup.join('\n')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines = [];
   let text = '';
   const onData = (d) => {
@@ -449,6 +452,9 @@ export async function run(root, config, work, extraEnv) {
       }, 50);
       exited.then((e) => { clearTimeout(timer); clearInterval(poll); reject(new Error(`exited before serving (${e.code ?? e.signal})`)); });
     });
+    // unshare --fork's one child is the ENTRYPOINT (sh, chroot and sh exec into it).
+    const entrypoint = Number(fs.readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim());
+    check(/NSpid:\s+\d+\s+1$/m.test(fs.readFileSync(`/proc/${entrypoint}/status`, 'utf8')), 'the ENTRYPOINT runs as PID 1 in its own PID namespace');
     const port = Number(new URL(serving.listen).port);
     const caFile = volumes.map((v) => path.join(v.dir, 'berth-dev-ca.crt')).find((f) => fs.existsSync(f));
     const answer = await get(`https://127.0.0.1:${port}/v2/`, { servername: 'localhost', ...(caFile ? { ca: fs.readFileSync(caFile) } : { rejectUnauthorized: false }) });
@@ -463,7 +469,7 @@ export async function run(root, config, work, extraEnv) {
       const hc = [...config.healthcheck];
       if (hc[0] === 'node') hc[0] = NODE_IN_IMAGE;
       // Not spawnSync: the upstream this script runs must keep answering meanwhile.
-      const hcRun = spawn('nsenter', ['--target', String(child.pid), '--mount', 'chroot', `--userspec=${user}`, root, 'sh', '-c', 'cd "$0" && exec "$@"', config.workdir, ...hc], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const hcRun = spawn('nsenter', ['--target', String(entrypoint), '--mount', '--pid', 'chroot', `--userspec=${user}`, root, 'sh', '-c', 'cd "$0" && exec "$@"', config.workdir, ...hc], { env, stdio: ['ignore', 'pipe', 'pipe'] });
       let out = '';
       hcRun.stdout.on('data', (d) => (out += d));
       hcRun.stderr.on('data', (d) => (out += d));
@@ -474,7 +480,7 @@ export async function run(root, config, work, extraEnv) {
       check(status === 0, `HEALTHCHECK ${config.healthcheck.join(' ')}: exit ${status ?? signal}`);
     }
     const beforeStop = lines.length;
-    child.kill(config.stopSignal);
+    process.kill(entrypoint, config.stopSignal); // as docker stop: to PID 1
     const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
     const end = await exited;
     clearTimeout(timer);
@@ -501,6 +507,7 @@ async function main() {
       plan: { type: 'boolean', default: false },
       keep: { type: 'boolean', default: false },
       env: { type: 'string', multiple: true, default: [] },
+      cmd: { type: 'string', multiple: true },
     },
   });
   const stages = plan(fs.readFileSync(values.dockerfile, 'utf8'));
@@ -519,7 +526,7 @@ async function main() {
   console.log(`== replaying ${values.dockerfile} in ${work}`);
   try {
     const root = build(stages, path.resolve(values.context), work);
-    const results = await run(root, imageConfig(stages), work, extraEnv);
+    const results = await run(root, imageConfig(stages), work, extraEnv, values.cmd);
     const failed = results.filter((r) => !r.ok);
     console.log(`== ${results.length - failed.length} of ${results.length} checks passed`);
     return failed.length === 0 ? 0 : 1;

@@ -25,6 +25,8 @@ function usage(): string {
     'usage: berth [--config FILE] [--upstream URL] [--listen HOST:PORT] [--cert FILE --key FILE] [...]',
     '       berth check [same options]   check the config, the certificate, the upstream and the running',
     '                                    berth (its admin /readyz); exit 0 only if nothing is a problem',
+    '       berth check --as-running[=PID]  the same, on the settings of the berth server running here',
+    '                                    (PID 1 or under an init): its flags, BERTH_* variables, directory',
     '       berth doctor [same options] [--user U --password-stdin] [--repository NAME] [--json]',
     '                                    diagnose the registry setup end to end: TLS, upstream, auth, upload',
     '                                    URLs, throughput, limits; each problem with its fix (berth doctor --help)',

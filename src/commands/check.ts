@@ -8,6 +8,7 @@ import { loadConfig, parseFlags } from '../config/load.js';
 import { ConfigError, warnings, type Config } from '../config/validate.js';
 import { DEV_FILES } from '../tls/devCert.js';
 import { loadPair } from '../tls/files.js';
+import { findRunningServer, type RunningServer } from './running.js';
 
 /**
  * `berth check`: the setup as berth would start it, checked and printed one line per
@@ -30,6 +31,13 @@ const PROBE_TIMEOUT_MS = 5000;
 
 export async function check(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<Finding[]> {
   const findings: Finding[] = [];
+  if (argv.some(isAsRunning)) {
+    const running = asRunning(argv, env);
+    findings.push(running.finding);
+    if (running.finding.level === 'problem') return findings;
+    argv = running.argv;
+    env = running.env;
+  }
   let config: Config;
   try {
     config = loadConfig(parseFlags(argv), env);
@@ -47,6 +55,42 @@ export async function check(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
 
   findings.push(await checkRunning(config));
   return findings;
+}
+
+const isAsRunning = (arg: string): boolean => arg === '--as-running' || arg.startsWith('--as-running=');
+
+/**
+ * --as-running[=PID]: the settings of the berth server running here (its flags, then this
+ * command's other flags; its BERTH_* variables; its working directory), for a container's
+ * health check that cannot see the flags given to `docker run`.
+ */
+function asRunning(argv: readonly string[], env: NodeJS.ProcessEnv): { finding: Finding; argv: readonly string[]; env: NodeJS.ProcessEnv } {
+  const flag = argv.find(isAsRunning)!;
+  const value = flag.includes('=') ? flag.slice(flag.indexOf('=') + 1) : undefined;
+  const pid = value === undefined ? undefined : Number(value);
+  if (pid !== undefined && !(Number.isInteger(pid) && pid > 0)) return { finding: { level: 'problem', what: 'settings', detail: `${flag}: expected a process id` }, argv, env };
+  let server: RunningServer;
+  try {
+    server = findRunningServer({ pid });
+  } catch (err) {
+    return { finding: { level: 'problem', what: 'settings', detail: (err as Error).message }, argv, env };
+  }
+  let cwd = false;
+  if (server.cwd !== undefined) {
+    try {
+      process.chdir(server.cwd);
+      cwd = true;
+    } catch {
+      // not ours to enter: relative paths stay relative to this command's directory
+    }
+  }
+  const ownEnv = Object.fromEntries(Object.entries(env).filter(([name]) => !name.startsWith('BERTH_')));
+  const read = ['its flags', ...(server.env ? ['BERTH_* environment'] : []), ...(cwd ? ['working directory'] : [])].join(', ');
+  return {
+    finding: { level: 'ok', what: 'settings', detail: `those of the berth server running as pid ${server.pid} (${read})` },
+    argv: [...server.args, ...argv.filter((a) => !isAsRunning(a))],
+    env: server.env ? { ...ownEnv, ...server.env } : env,
+  };
 }
 
 function describeListen(listen: { host: string | undefined; port: number }): string {

@@ -6,6 +6,7 @@ import t from 'tap';
 import { envName, KEYS } from '../../src/config/schema.js';
 import { buildConfig, fromEnv } from '../../src/config/validate.js';
 import { DOCKERFILE, imagePlan, PACKAGE as pkg, planOf, REPLAY, ROOT } from '../helpers/image.js';
+import { freePort } from '../helpers/ports.js';
 
 const plan = imagePlan();
 const image = plan.image;
@@ -45,7 +46,7 @@ t.test('policy: what the hardened image promises', async (t) => {
   t.match(image.user, /^[1-9]\d*:[1-9]\d*$/, 'a numeric non-root user (Kubernetes runAsNonRoot can verify it)');
   t.equal(image.workdir, '/app');
   t.equal(image.stopSignal, 'SIGTERM', 'STOPSIGNAL is the signal berth drains on');
-  t.same(image.healthcheck?.slice(-2), ['dist/cli.js', 'check'], 'HEALTHCHECK is berth check');
+  t.same(image.healthcheck?.slice(-3), ['dist/cli.js', 'check', '--as-running'], 'HEALTHCHECK is berth check, on the settings of the berth that runs');
   t.equal(image.entrypoint[0], 'node');
   t.equal(image.entrypoint.at(-1), 'dist/cli.js');
   t.same(image.cmd, [], 'no CMD: arguments to docker run are berth flags');
@@ -100,7 +101,11 @@ t.test('replay: the Dockerfile\'s build steps outside Docker, then the image sta
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NODE_OPTIONS' && !k.startsWith('BERTH_')));
   // env -u: tap's process tracking puts NODE_OPTIONS back into every child's environment,
   // and its loader does not exist inside the replayed image.
-  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, REPLAY, '--keep'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // The admin port as a flag after the image name, which the HEALTHCHECK's own environment
+  // does not have: it finds the admin listener only through --as-running.
+  const adminPort = await freePort();
+  const cmd = ['--admin-listen', `127.0.0.1:${adminPort}`].map((a) => `--cmd=${a}`);
+  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, REPLAY, '--keep', ...cmd], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -108,10 +113,12 @@ t.test('replay: the Dockerfile\'s build steps outside Docker, then the image sta
   const work = /== kept (\S+)/.exec(out)?.[1];
   t.teardown(() => work && fs.rmSync(work, { recursive: true, force: true }));
   t.equal(code, 0, 'the replay passes', { output: out.split('\n').slice(-40).join('\n') });
-  for (const check of ['https GET /v2/ through berth: 200', 'the upstream saw the request', 'admin /healthz: 200', 'HEALTHCHECK', 'STOPSIGNAL SIGTERM: exit 0', 'no write refused by the read-only root', 'nothing outside the volumes changed']) {
+  for (const check of ['the ENTRYPOINT runs as PID 1 in its own PID namespace', 'https GET /v2/ through berth: 200', 'the upstream saw the request', 'admin /healthz: 200', 'HEALTHCHECK', 'STOPSIGNAL SIGTERM: exit 0', 'no write refused by the read-only root', 'nothing outside the volumes changed']) {
     t.match(out, new RegExp(`^ok: ${check.replace(/[/]/g, '\\/')}`, 'm'), check);
   }
-  t.match(out, /^== 7 of 7 checks passed$/m);
+  t.match(out, /^== 8 of 8 checks passed$/m);
+  t.match(out, /^ok\s+settings\s+those of the berth server running as pid 1 /m, 'the HEALTHCHECK read the settings of PID 1');
+  t.match(out, /^ok\s+running berth\s+ready$/m, 'and found its admin listener on the port given as a flag');
   t.match(out, /"msg":"development certificate"/, 'the dev certificate was written to the volume under a read-only root');
 
   if (!work) return;

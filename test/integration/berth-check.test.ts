@@ -2,7 +2,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
+import { ask } from '../helpers/client.js';
 import { runCli, startCli, stopCli } from '../helpers/cli.js';
+import { freePort } from '../helpers/ports.js';
 import { makeTestPki } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -103,5 +105,49 @@ t.test('a running berth that is not ready is a problem, with its reasons', async
   const run = await runCli(['check', '--upstream', up.url, '--cert', pki.certFile, '--key', pki.keyFile, '--admin-listen', `127.0.0.1:${berth.adminPort}`]);
   t.equal(run.code, 1);
   t.match(findings(run.stdout).find((f) => f[1] === 'running berth'), ['problem', 'running berth', /^not ready \(503\): upstream: GET \/v2\/ failed: ECONNREFUSED$/]);
+  t.equal(await stopCli(berth.child), 0);
+});
+
+t.test('--as-running checks the settings of the running server (flags, BERTH_* environment, working directory), as the image health check does', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.writeHead(401, { 'www-authenticate': 'Bearer realm="x"' }).end());
+  const pki = await makeTestPki(['localhost', '127.0.0.1']);
+  const lasting = await pki.issue({ notAfter: new Date(Date.now() + 90 * DAY) });
+  // The server runs in its own directory, with certificate paths relative to it, the
+  // upstream from its environment and the admin port from a flag: none of which the
+  // health check's own command line or environment has.
+  const home = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-running-'));
+  fs.mkdirSync(path.join(home, 'tls'));
+  fs.writeFileSync(path.join(home, 'tls', 'tls.crt'), lasting.cert);
+  fs.writeFileSync(path.join(home, 'tls', 'tls.key'), lasting.key);
+  const adminPort = await freePort();
+  const berth = await startCli(['--workers', '2', '--listen', '127.0.0.1:0', '--cert', 'tls/tls.crt', '--key', 'tls/tls.key', '--admin-listen', `127.0.0.1:${adminPort}`], { cwd: home, env: { BERTH_UPSTREAM: up.url } });
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-check-cwd-'));
+
+  const own = await runCli(['check'], { cwd: elsewhere, env: { BERTH_UPSTREAM: 'http://127.0.0.1:9' } });
+  t.equal(own.code, 1, 'without it, the check tests its own (wrong) settings');
+
+  const run = await runCli(['check', `--as-running=${berth.child.pid}`], { cwd: elsewhere, env: { BERTH_UPSTREAM: 'http://127.0.0.1:9' } });
+  t.equal(run.code, 0, run.stdout + run.stderr);
+  const found = findings(run.stdout);
+  const of = (what: string): string[] | undefined => found.find((f) => f[1] === what && f[0] !== 'warning');
+  t.same(found.filter((f) => f[0] === 'problem'), [], 'no problem');
+  t.match(of('settings'), ['ok', 'settings', `those of the berth server running as pid ${berth.child.pid} (its flags, BERTH_* environment, working directory)`]);
+  t.match(of('config'), ['ok', 'config', `upstream ${up.url}, listen 127.0.0.1:0, workers 2`], 'its upstream (from its environment) and its flags');
+  t.match(of('certificate'), ['ok', 'certificate', /^key matches; CN=localhost/], 'its certificate (paths relative to its directory)');
+  t.match(of('upstream'), ['ok', 'upstream', /GET \/v2\/ answered 401$/]);
+  t.match(of('running berth'), ['ok', 'running berth', 'ready'], 'its admin listener (from its flags)');
+
+  // A worker (its pid from the access line of a request it served) has the same command line.
+  t.equal((await ask({ port: berth.port, pki }, { path: '/v2/' })).status, 401);
+  const worker = (await berth.waitForLine((l) => l.msg === 'request')).pid as number;
+  t.not(worker, berth.child.pid);
+  const asWorker = await runCli(['check', `--as-running=${worker}`], { cwd: elsewhere });
+  t.equal(asWorker.code, 1, 'a worker is not a server of its own');
+  t.match(asWorker.stdout, new RegExp(`problem\\s+settings\\s+process ${worker} is not a berth server`));
+  const notBerth = await runCli(['check', `--as-running=${process.pid}`], { cwd: elsewhere });
+  t.equal(notBerth.code, 1);
+  t.match(notBerth.stdout, new RegExp(`problem\\s+settings\\s+process ${process.pid} is not a berth server \\(".*node`), 'another process: said so, with its command line');
+  t.match((await runCli(['check', '--as-running=abc'])).stdout, /problem\s+settings\s+--as-running=abc: expected a process id/);
   t.equal(await stopCli(berth.child), 0);
 });
