@@ -1,5 +1,5 @@
 import t from 'tap';
-import { startTestBerth } from '../helpers/berth.js';
+import { startTestBerth, waitForLog } from '../helpers/berth.js';
 import { ask } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -48,6 +48,6 @@ t.test('a trusted proxy keeps its chain; berth appends and still sets proto and 
   t.equal(h['x-forwarded-port'], undefined);
   t.equal(h.forwarded, SPOOFED.forwarded, 'Forwarded from a trusted proxy is its own statement');
   t.equal(h['x-real-ip'], '6.6.6.6');
-  const line = tb.logs.find((l) => l.msg === 'request');
-  t.equal(line?.client, '10.1.2.3', 'the access log names the right-most untrusted address');
+  const line = await waitForLog(tb, (l) => l.msg === 'request');
+  t.equal(line.client, '10.1.2.3', 'the access log names the right-most untrusted address');
 });

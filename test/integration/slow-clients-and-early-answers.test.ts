@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import net from 'node:net';
 import { once } from 'node:events';
 import t from 'tap';
-import { startTestBerth } from '../helpers/berth.js';
+import { startTestBerth, waitForLog } from '../helpers/berth.js';
 import { ask, bodyAfterAnswer, connectRaw } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -153,8 +153,8 @@ t.test('an early answer (nginx\'s 413, then lingering close): berth keeps readin
   socket.end();
   await once(socket, 'close');
   t.equal((await ask(tb, { path: '/v2/' })).status, 413, 'berth keeps serving (this upstream answers 413 to all)');
-  const line = tb.logs.find((l) => l.msg === 'request' && l.method === 'PATCH');
-  t.equal(line?.status, 413, 'logged as 413');
+  const line = await waitForLog(tb, (l) => l.msg === 'request' && l.method === 'PATCH');
+  t.equal(line.status, 413, 'logged as 413');
 });
 
 t.test("berth's own early answers (a dead upstream's 502, a misdirected 421) linger too: the client reads the answer, not a reset", async (t) => {
