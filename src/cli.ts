@@ -17,6 +17,7 @@ import { startBerth } from './server/berth.js';
 import { runPrimary, runWorker } from './server/cluster.js';
 import { logServing, reloadOnHangup, stopOnSignals } from './server/lifecycle.js';
 import { loadTlsMaterial } from './tls/material.js';
+import { rotateTicketKeys } from './tls/ticketKeys.js';
 
 function usage(): string {
   const lines = [
@@ -98,6 +99,7 @@ async function main(argv: readonly string[]): Promise<void> {
   for (const warning of warnings(config)) logger.warn(warning);
   if (config.workers > 1) return runPrimary(config, tls, logger);
   const berth = await startBerth(config, tls, logger);
+  rotateTicketKeys(config.tls.ticketKeyRotation, (keys) => berth.server.setTicketKeys(keys), logger);
   registerCertificateExpiry(berth.registry, () => new Date(berth.certificate().validTo));
   registerDraining(berth.registry, () => berth.draining);
   const admin = await startAdminListener(config, logger, {

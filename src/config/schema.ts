@@ -80,6 +80,12 @@ export const KEYS: readonly KeySpec[] = [
     doc: 'Where the development CA and certificate are kept across restarts (relative to the working directory).',
   },
   {
+    path: 'tls.ticketKeyRotation',
+    kind: 'duration',
+    default: '12h',
+    doc: 'How often the TLS session ticket keys are replaced (shared by all workers), so that one leaked key exposes at most that long of resumed sessions. A client whose ticket is older makes a full handshake. 0 = keep one set for the life of the process.',
+  },
+  {
     path: 'serverNames',
     kind: 'nameList',
     default: [],

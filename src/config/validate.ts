@@ -12,7 +12,7 @@ export interface Config {
   readonly listen: { readonly host: string | undefined; readonly port: number };
   readonly upstream: URL;
   readonly publicOrigin: URL | undefined;
-  readonly tls: { readonly cert: string | undefined; readonly key: string | undefined; readonly dir: string };
+  readonly tls: { readonly cert: string | undefined; readonly key: string | undefined; readonly dir: string; readonly ticketKeyRotation: number };
   readonly trustedProxies: AddressSet;
   readonly proxyProtocol: { readonly from: AddressSet };
   /** serverNames as configured (publicOrigin's host is served too). */
@@ -223,7 +223,7 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
     listen: Object.freeze(get<Config['listen']>('listen')),
     upstream: get<URL>('upstream'),
     publicOrigin: get<URL | undefined>('publicOrigin'),
-    tls: Object.freeze({ cert, key, dir: get<string>('tls.dir') }),
+    tls: Object.freeze({ cert, key, dir: get<string>('tls.dir'), ticketKeyRotation: get<number>('tls.ticketKeyRotation') }),
     trustedProxies: get<AddressSet>('trustedProxies'),
     serverNames: Object.freeze(get<string[]>('serverNames')),
     proxyProtocol: Object.freeze({ from: get<AddressSet>('proxyProtocol.from') }),

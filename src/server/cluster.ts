@@ -9,15 +9,16 @@ import { registerCertificateExpiry, registerDraining } from '../observe/metrics.
 import { watchCertificate } from '../tls/reload.js';
 import type { Config } from '../config/validate.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
+import { isTicketKeysMessage, rotateTicketKeys, ticketKeysMessage } from '../tls/ticketKeys.js';
 import { startBerth } from './berth.js';
 import { exitAfterFlush, logServing, reloadOnHangup, stopOnSignals } from './lifecycle.js';
 
 /**
  * Several processes serving one listener (node:cluster). The primary makes what must
  * exist once (the development certificate), forks the workers, restarts one that dies,
- * and relays stop signals; workers serve requests. TLS session ticket keys are shared
- * among cluster workers by Node itself (tls.createServer, "ticketKeys"), so a session
- * resumes on whichever worker takes the connection; the workers test proves it.
+ * and relays stop signals; workers serve requests. The primary also makes the TLS session
+ * ticket keys, replaces them every tls.ticketKeyRotation and sends them to every worker
+ * (tls/ticketKeys.ts), so a session resumes on whichever worker takes the connection.
  */
 
 interface ListeningMessage {
@@ -88,6 +89,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
     live.set(worker.id, worker);
     worker.on('message', (message: unknown) => {
       if (!isListening(message)) return;
+      worker.send(ticketKeysMessage(ticketKeys.current()));
       listening.add(worker.id);
       if (!announced && listening.size >= config.workers) {
         announced = true;
@@ -97,6 +99,12 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
     return worker;
   };
   const listening = new Set<number>();
+  const ticketKeys = rotateTicketKeys(config.tls.ticketKeyRotation, (keys) => {
+    for (const id of listening) {
+      const worker = live.get(id);
+      if (worker?.isConnected()) worker.send(ticketKeysMessage(keys));
+    }
+  }, logger);
 
   cluster.on('exit', (worker, code, signal) => {
     const served = listening.delete(worker.id);
@@ -131,6 +139,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
       }, config.shutdown.grace + 5000).unref();
     }
     stopping = true;
+    ticketKeys.stop();
     // Workers act on SIGTERM only: a Ctrl-C reaches the whole process group, and must
     // count once, through this relay.
     for (const worker of live.values()) worker.process.kill('SIGTERM');
@@ -150,6 +159,9 @@ export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const tls = await loadTlsMaterial(config, undefined);
   const berth = await startBerth(config, tls, logger);
   answerMetricRequests(berth.registry);
+  process.on('message', (message: unknown) => {
+    if (isTicketKeysMessage(message)) berth.server.setTicketKeys(Buffer.from(message.keys, 'base64'));
+  });
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);
   reloadOnHangup(berth);

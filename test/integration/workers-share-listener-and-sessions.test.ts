@@ -17,6 +17,7 @@ function once_(port: number, pki: TestPki, path: string, options: tls.Connection
     socket.on('data', (d: Buffer) => (reply += d.toString('latin1')));
     socket.on('end', () => resolve({ reused: socket.isSessionReused(), session, status: reply.split('\r\n')[0] ?? '' }));
     socket.on('error', reject);
+    socket.setTimeout(10_000, () => socket.destroy(new Error('no answer in 10 s')));
   });
 }
 
@@ -86,3 +87,55 @@ t.test('workers run with the small young generation even when node was started w
   t.ok(ownArgv.includes('--max-semi-space-size=8') && !ownArgv.includes('--max-semi-space-size=2'), "the operator's own setting wins");
   t.equal(await stopCli(own.child), 0);
 });
+
+for (const workers of ['1', '2']) {
+  t.test(`workers ${workers}: session ticket keys rotate (tls.ticketKeyRotation); a ticket from before makes one full handshake, and the new one resumes everywhere`, async (t) => {
+    const up = await startUpstream(t, (_req, res) => res.end('ok'));
+    const pki = await makeTestPki();
+    const berth = await startCli(['--workers', workers, '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile], { env: { BERTH_TLS_TICKET_KEY_ROTATION: '5s' } });
+    t.teardown(() => void berth.child.kill('SIGKILL'));
+    let n = 0;
+    const resume = async (session: Buffer | undefined): Promise<{ reused: boolean; pid: number }> => {
+      const path = `/v2/r/${n++}`;
+      const answer = await once_(berth.port, pki, path, { session });
+      return { reused: answer.reused, pid: (await berth.waitForLine((l) => l.path === path)).pid as number };
+    };
+    /** resume(), or undefined after 3 s: a worker killed mid-request neither answers nor logs. */
+    const tryResume = (session: Buffer | undefined): Promise<{ reused: boolean; pid: number } | undefined> =>
+      Promise.race([resume(session).catch(() => undefined), new Promise<undefined>((r) => setTimeout(r, 3000))]);
+    // Each step right after a rotation, so that the next one is seconds away; and a moment
+    // later, once the workers have the keys the primary sent.
+    const rotated = async (after: number): Promise<void> => {
+      await berth.waitForLine((l) => l.msg === 'TLS session ticket keys rotated' && (l.time as number) > after);
+      await new Promise((r) => setTimeout(r, 300));
+    };
+    await rotated(0);
+    const before = await once_(berth.port, pki, '/v2/before', {});
+    const first = await Promise.all([0, 1, 2, 3, 4, 5].map(() => resume(before.session)));
+    t.same(first.map((r) => r.reused), Array(6).fill(true), 'a ticket resumes while its keys are in service');
+    if (workers === '2') {
+      t.equal(new Set(first.map((r) => r.pid)).size, 2, 'on both workers');
+      // A worker started after a rotation gets the keys in service (Node would hand it the
+      // first worker's original ones).
+      const old = new Set(first.map((r) => r.pid));
+      process.kill([...old][0]!, 'SIGKILL');
+      let fresh: { reused: boolean; pid: number } | undefined;
+      for (let i = 0; i < 200 && !fresh; i++) {
+        const r = await tryResume(before.session);
+        if (r && !old.has(r.pid)) fresh = r;
+      }
+      t.ok(fresh, 'the replacement worker serves');
+      t.equal(fresh?.reused, true, 'and resumes the ticket issued before it started');
+    }
+
+    await rotated(Date.now());
+    const stale = await once_(berth.port, pki, '/v2/stale', { session: before.session });
+    t.equal(stale.status, 'HTTP/1.1 200 OK', 'a ticket from before the rotation still connects');
+    t.notOk(stale.reused, 'with a full handshake');
+    const after = [];
+    for (let i = 0; i < 6; i++) after.push(await resume(stale.session));
+    t.same(after.map((r) => r.reused), Array(6).fill(true), 'the ticket it got resumes');
+    if (workers === '2') t.equal(new Set(after.map((r) => r.pid)).size, 2, 'on both workers');
+    t.equal(await stopCli(berth.child), 0);
+  });
+}

@@ -13,7 +13,7 @@ t.test('defaults', async (t) => {
   t.same(config.listen, { host: undefined, port: 8443 });
   t.equal(config.upstream.href, 'http://127.0.0.1:5000/');
   t.equal(config.publicOrigin, undefined);
-  t.same(config.tls, { cert: undefined, key: undefined, dir: 'certs' });
+  t.same(config.tls, { cert: undefined, key: undefined, dir: 'certs', ticketKeyRotation: 12 * 3_600_000 });
   t.same(config.trustedProxies.cidrs, []);
   t.same(config.timeouts, { headers: 60_000, clientIdle: 600_000, keepAlive: 75_000, upstreamConnect: 10_000, upstreamResponse: 900_000 });
   t.same(config.log, { level: 'info', format: 'json' });
