@@ -31,7 +31,8 @@ const PROBE_TIMEOUT_MS = 5000;
 
 export async function check(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<Finding[]> {
   const findings: Finding[] = [];
-  if (argv.some(isAsRunning)) {
+  const ofRunningServer = argv.some(isAsRunning);
+  if (ofRunningServer) {
     const running = asRunning(argv, env);
     findings.push(running.finding);
     if (running.finding.level === 'problem') return findings;
@@ -53,7 +54,7 @@ export async function check(argv: readonly string[], env: NodeJS.ProcessEnv): Pr
   const upstream = await probeUpstream(config.upstream, PROBE_TIMEOUT_MS);
   findings.push({ level: upstream.ok ? 'ok' : 'problem', what: 'upstream', detail: `${config.upstream.origin}: ${upstream.detail}` });
 
-  findings.push(await checkRunning(config));
+  findings.push(await checkRunning(config, ofRunningServer));
   return findings;
 }
 
@@ -134,8 +135,12 @@ function checkCertificate(config: Config): Finding[] {
   return findings;
 }
 
-/** The running berth, through its admin listener's /readyz. */
-function checkRunning(config: Config): Promise<Finding> {
+/**
+ * The running berth, through its admin listener's /readyz. With --as-running berth is
+ * known to run, so an admin listener that refuses connections is a problem, not "not
+ * running (yet)".
+ */
+function checkRunning(config: Config, running: boolean): Promise<Finding> {
   const admin = config.admin.listen;
   if (admin === undefined) return Promise.resolve({ level: 'warning', what: 'running berth', detail: 'admin.listen is off: not checked' });
   const host = admin.host === undefined || admin.host === '0.0.0.0' || admin.host === '::' ? '127.0.0.1' : admin.host;
@@ -162,7 +167,9 @@ function checkRunning(config: Config): Promise<Finding> {
     req.on('error', (err: NodeJS.ErrnoException) =>
       resolve(
         err.code === 'ECONNREFUSED'
-          ? { level: 'warning', what: 'running berth', detail: `nothing listens on ${host}:${admin.port}: berth is not running (or not yet)` }
+          ? running
+            ? { level: 'problem', what: 'running berth', detail: `it runs, but nothing listens on its admin listener ${host}:${admin.port}` }
+            : { level: 'warning', what: 'running berth', detail: `nothing listens on ${host}:${admin.port}: berth is not running (or not yet)` }
           : { level: 'problem', what: 'running berth', detail: `no answer on ${host}:${admin.port} (${err.code ?? err.message})` },
       ),
     );

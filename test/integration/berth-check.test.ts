@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -150,4 +152,19 @@ t.test('--as-running checks the settings of the running server (flags, BERTH_* e
   t.match(notBerth.stdout, new RegExp(`problem\\s+settings\\s+process ${process.pid} is not a berth server \\(".*node`), 'another process: said so, with its command line');
   t.match((await runCli(['check', '--as-running=abc'])).stdout, /problem\s+settings\s+--as-running=abc: expected a process id/);
   t.equal(await stopCli(berth.child), 0);
+});
+
+t.test('--as-running: a berth that runs but whose admin listener refuses connections is a problem (not "not running yet")', async (t) => {
+  // A process whose command line is berth's, listening on nothing: a hung or half-started server.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-hung-'));
+  fs.writeFileSync(path.join(dir, 'cli.js'), 'setInterval(() => undefined, 1000);\n');
+  const adminPort = await freePort();
+  const hung = spawn(process.execPath, [path.join(dir, 'cli.js'), '--admin-listen', `127.0.0.1:${adminPort}`], { stdio: 'ignore' });
+  t.teardown(() => void hung.kill('SIGKILL'));
+  await once(hung, 'spawn');
+  const run = await runCli(['check', `--as-running=${hung.pid}`]);
+  t.equal(run.code, 1);
+  t.match(findings(run.stdout).find((f) => f[1] === 'running berth'), ['problem', 'running berth', `it runs, but nothing listens on its admin listener 127.0.0.1:${adminPort}`]);
+  const own = await runCli(['check', '--admin-listen', `127.0.0.1:${adminPort}`]);
+  t.match(findings(own.stdout).find((f) => f[1] === 'running berth'), ['warning', 'running berth', /berth is not running \(or not yet\)/], 'without it, nothing listening only means berth is not running');
 });
