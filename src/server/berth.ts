@@ -44,7 +44,7 @@ export interface Berth {
 }
 
 /** Wires config, TLS material, transport and handler into a listening server. */
-export async function startBerth(config: Config, tls: TlsMaterial, logger: Logger): Promise<Berth> {
+export async function startBerth(config: Config, tls: TlsMaterial, logger: Logger, options: { ticketKeys?: Buffer } = {}): Promise<Berth> {
   const awaitingUpstream = new WeakSet<Socket>();
   const inFlight = new InFlight();
   const registry = new client.Registry();
@@ -71,7 +71,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     inFlight,
     observer: metrics,
   });
-  const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, awaitingUpstream });
+  const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, awaitingUpstream, ticketKeys: options.ticketKeys });
 
   await listen(server, config.listen);
   server.on('error', (err) => logger.error({ err }, 'listener error'));

@@ -1,5 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import crypto from 'node:crypto';
+import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import client from 'prom-client';
@@ -9,7 +10,7 @@ import { registerCertificateExpiry, registerDraining } from '../observe/metrics.
 import { watchCertificate } from '../tls/reload.js';
 import type { Config } from '../config/validate.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
-import { isTicketKeysMessage, rotateTicketKeys, ticketKeysMessage } from '../tls/ticketKeys.js';
+import { isTicketKeysRequest, rotateTicketKeys, ticketKeysFromPrimary, ticketKeysMessage } from '../tls/ticketKeys.js';
 import { startBerth } from './berth.js';
 import { exitAfterFlush, logServing, reloadOnHangup, stopOnSignals } from './lifecycle.js';
 
@@ -88,8 +89,8 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
     const worker = cluster.fork();
     live.set(worker.id, worker);
     worker.on('message', (message: unknown) => {
+      if (isTicketKeysRequest(message)) return void worker.send(ticketKeysMessage(ticketKeys.current()));
       if (!isListening(message)) return;
-      worker.send(ticketKeysMessage(ticketKeys.current()));
       listening.add(worker.id);
       if (!announced && listening.size >= config.workers) {
         announced = true;
@@ -100,10 +101,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
   };
   const listening = new Set<number>();
   const ticketKeys = rotateTicketKeys(config.tls.ticketKeyRotation, (keys) => {
-    for (const id of listening) {
-      const worker = live.get(id);
-      if (worker?.isConnected()) worker.send(ticketKeysMessage(keys));
-    }
+    for (const worker of live.values()) if (worker.isConnected()) worker.send(ticketKeysMessage(keys));
   }, logger);
 
   cluster.on('exit', (worker, code, signal) => {
@@ -157,11 +155,15 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
 /** A worker: the same config as the primary (same argv and environment). */
 export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const tls = await loadTlsMaterial(config, undefined);
-  const berth = await startBerth(config, tls, logger);
-  answerMetricRequests(berth.registry);
-  process.on('message', (message: unknown) => {
-    if (isTicketKeysMessage(message)) berth.server.setTicketKeys(Buffer.from(message.keys, 'base64'));
+  const serving: { server?: https.Server } = {}; // set once it listens
+  let keys = await ticketKeysFromPrimary((next) => {
+    keys = next;
+    serving.server?.setTicketKeys(next);
   });
+  const berth = await startBerth(config, tls, logger, { ticketKeys: keys });
+  serving.server = berth.server;
+  berth.server.setTicketKeys(keys); // in case a rotation came while it started
+  answerMetricRequests(berth.registry);
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);
   reloadOnHangup(berth);

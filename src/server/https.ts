@@ -13,6 +13,8 @@ export interface HttpsServerOptions {
   readonly logger: Logger;
   readonly handler: http.RequestListener;
   readonly awaitingUpstream: WeakSet<Socket>;
+  /** Session ticket keys (tls/ticketKeys.ts); Node's random ones when unset. */
+  readonly ticketKeys?: Buffer;
 }
 
 /** Node's parser limit; berth's own is lower (HEADER_LIMIT, proxy/handler.ts). */
@@ -36,8 +38,13 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
       ...TLS_PROFILE,
       cert: options.cert,
       key: options.key,
+      ...(options.ticketKeys ? { ticketKeys: options.ticketKeys } : {}),
       requestTimeout: 0,
       ...headerTimeout(config.timeouts.headers),
+      // The TLS handshake gets the same time as the header section (nginx's
+      // client_header_timeout covers both); Node's own default is 120 s, long enough for
+      // idle or dribbling connections to hold every slot of limits.connections.
+      handshakeTimeout: config.timeouts.headers > 0 ? config.timeouts.headers : 120_000,
       keepAliveTimeout: config.timeouts.keepAlive,
       // Never enable insecureHTTPParser: the strict parser is what keeps smuggled requests out.
       insecureHTTPParser: false,
@@ -48,6 +55,12 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
     options.handler,
   );
   server.timeout = config.timeouts.clientIdle;
+  if (options.ticketKeys) {
+    // In a cluster worker, Node replaces a server's ticket keys when it listens with those
+    // the primary kept from the first worker ever to listen (net.Server _setServerData); the
+    // keys given here are already the shared ones, and may be newer.
+    (server as unknown as { _setServerData: (data: unknown) => void })._setServerData = () => undefined;
+  }
   // limits.requestsPerConnection: the last allowed answer says "Connection: close" and the
   // connection is closed after it. (Node's maxRequestsPerSocket sends the header but leaves
   // the connection open until its keep-alive timeout.) Before berth's handler, which may
@@ -67,8 +80,13 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
   server.on('timeout', (socket: Socket) => {
     if (!awaitingUpstream.has(socket)) socket.destroy();
   });
+  // https.Server reports TLS errors (a handshake timeout, a bad ClientHello) as clientError
+  // too: before the handshake there is no HTTP to answer in, so the socket is just closed.
+  const secured = new WeakSet<Socket>();
+  server.on('secureConnection', (socket: Socket) => secured.add(socket));
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     logger.debug({ err: { code: err.code, message: err.message } }, 'client error');
+    if (!secured.has(socket)) return void socket.destroy();
     // As Node's default does: answer only if no response has started on this connection.
     const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
     if (socket.writable && (!inFlight || !inFlight.headersSent)) {

@@ -9,22 +9,31 @@ import type { Logger } from 'pino';
  * ssl_session_ticket_key files, keeps one set for the life of the process. Node holds a
  * single set, so a client whose ticket predates a rotation makes a full handshake once.
  *
- * With workers, the primary rotates and sends the keys to every worker (and to a worker
- * that starts later: Node hands it the first worker's original keys), so a session
- * resumes on whichever worker takes the connection.
+ * With workers, the primary makes the keys and rotates them; a worker asks for them before
+ * it listens and gets every rotation, so a session resumes on whichever worker takes the
+ * connection, a worker started later included (Node's own cluster sharing would hand that
+ * one the first worker's original keys; server/https.ts turns it off).
  */
 
 /** Node's layout: 16 bytes key name, 16 bytes HMAC secret, 16 bytes AES key. */
 export const newTicketKeys = (): Buffer => crypto.randomBytes(48);
 
+/** Primary → worker: the keys to serve with (the answer to a request, and each rotation). */
 export interface TicketKeysMessage {
   readonly type: 'berth:ticket-keys';
   /** base64 of the 48 bytes (IPC messages are JSON). */
   readonly keys: string;
 }
 
+/** Worker → primary, before it listens: which keys? */
+export const TICKET_KEYS_REQUEST = { type: 'berth:ticket-keys?' } as const;
+
 export function isTicketKeysMessage(message: unknown): message is TicketKeysMessage {
   return (message as TicketKeysMessage | undefined)?.type === 'berth:ticket-keys' && typeof (message as TicketKeysMessage).keys === 'string';
+}
+
+export function isTicketKeysRequest(message: unknown): boolean {
+  return (message as { type?: unknown } | undefined)?.type === TICKET_KEYS_REQUEST.type;
 }
 
 export const ticketKeysMessage = (keys: Buffer): TicketKeysMessage => ({ type: 'berth:ticket-keys', keys: keys.toString('base64') });
@@ -35,18 +44,35 @@ export interface TicketKeyRotation {
   stop(): void;
 }
 
-/** Makes keys now, hands them to apply, and again every intervalMs (0 = never again), logging each replacement. */
-export function rotateTicketKeys(intervalMs: number, apply: (keys: Buffer) => void, logger: Logger): TicketKeyRotation {
+/** Makes the first keys now, and new ones every intervalMs (0 = never), handed to onRotate and logged. */
+export function rotateTicketKeys(intervalMs: number, onRotate: (keys: Buffer) => void, logger: Logger): TicketKeyRotation {
   let keys = newTicketKeys();
-  apply(keys);
   const timer =
     intervalMs > 0
       ? setInterval(() => {
           keys = newTicketKeys();
-          apply(keys);
+          onRotate(keys);
           logger.info({ nextInSeconds: Math.round(intervalMs / 1000) }, 'TLS session ticket keys rotated');
         }, intervalMs)
       : undefined;
   timer?.unref();
   return { current: () => keys, stop: () => clearInterval(timer) };
+}
+
+/**
+ * A worker's keys, asked of the primary before it listens, so that it never serves with
+ * keys of its own; later rotations arrive on the same channel and go to apply.
+ */
+export function ticketKeysFromPrimary(apply: (keys: Buffer) => void): Promise<Buffer> {
+  return new Promise((resolve) => {
+    let first = true;
+    process.on('message', (message: unknown) => {
+      if (!isTicketKeysMessage(message)) return;
+      const keys = Buffer.from(message.keys, 'base64');
+      if (first) resolve(keys);
+      else apply(keys);
+      first = false;
+    });
+    process.send?.(TICKET_KEYS_REQUEST);
+  });
 }

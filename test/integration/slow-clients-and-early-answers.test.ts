@@ -178,3 +178,23 @@ t.test("berth's own early answers (a dead upstream's 502, a misdirected 421) lin
     t.equal((r.reply.match(/HTTP\/1\.1 /g) ?? []).length, 1, `${what}: one answer, no part of the body read as a request`);
   }
 });
+
+t.test('a TLS handshake that never completes is cut after timeouts.headers (Node would wait 120 s)', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('{}'));
+  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.headers': '1s' });
+  for (const [what, bytes] of [
+    ['nothing sent', Buffer.alloc(0)],
+    ['half a ClientHello', Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])],
+  ] as const) {
+    const socket = net.connect(tb.port, '127.0.0.1');
+    await once(socket, 'connect');
+    const started = Date.now();
+    socket.on('error', () => undefined);
+    if (bytes.length) socket.write(bytes);
+    const closed = await Promise.race([once(socket, 'close').then(() => true), sleep(5_000).then(() => false)]);
+    socket.destroy();
+    const elapsed = Date.now() - started;
+    t.ok(closed && elapsed >= 900 && elapsed < 3000, `${what}: cut after ${elapsed} ms`);
+  }
+  t.equal((await ask(tb, { path: '/v2/' })).status, 200, 'berth keeps serving');
+});
