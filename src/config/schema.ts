@@ -110,7 +110,7 @@ export const KEYS: readonly KeySpec[] = [
     path: 'timeouts.headers',
     kind: 'duration',
     default: '60s',
-    doc: 'Time a client has to send a complete request header section (slowloris guard).',
+    doc: 'Time a client has to complete the TLS handshake, and then to send a complete request header section (slowloris guard).',
   },
   {
     path: 'timeouts.clientIdle',
