@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import t from 'tap';
 import { ask } from '../helpers/client.js';
-import { runCli, startCli, stopCli } from '../helpers/cli.js';
+import { cleanEnv, runCli, startCli, stopCli } from '../helpers/cli.js';
 import { freePort } from '../helpers/ports.js';
 import { makeTestPki } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -159,7 +159,7 @@ t.test('--as-running: a berth that runs but whose admin listener refuses connect
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-hung-'));
   fs.writeFileSync(path.join(dir, 'cli.js'), 'setInterval(() => undefined, 1000);\n');
   const adminPort = await freePort();
-  const hung = spawn(process.execPath, [path.join(dir, 'cli.js'), '--admin-listen', `127.0.0.1:${adminPort}`], { stdio: 'ignore' });
+  const hung = spawn(process.execPath, [path.join(dir, 'cli.js'), '--admin-listen', `127.0.0.1:${adminPort}`], { stdio: 'ignore', env: cleanEnv() });
   t.teardown(() => void hung.kill('SIGKILL'));
   await once(hung, 'spawn');
   const run = await runCli(['check', `--as-running=${hung.pid}`]);
