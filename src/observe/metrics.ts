@@ -25,6 +25,8 @@ export interface RequestObserver {
 export interface ServingMetrics extends RequestObserver {
   connectionOpened(): void;
   connectionClosed(): void;
+  /** A handshake that completed: its protocol, and whether a session (ticket) was resumed. */
+  tlsHandshake(protocol: string, resumed: boolean): void;
   tlsHandshakeFailed(): void;
   connectionRefused(reason: string): void;
 }
@@ -52,6 +54,12 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
   const inFlight = new client.Gauge({ name: 'berth_requests_in_flight', help: 'Requests being served.', registers });
   const uploads = new client.Gauge({ name: 'berth_uploads_in_flight', help: 'Blob upload requests (POST, PATCH, PUT) being served.', registers });
   const connections = new client.Gauge({ name: 'berth_open_connections', help: 'Client connections open on the TLS listener.', registers });
+  const handshakes = new client.Counter({
+    name: 'berth_tls_handshakes_total',
+    help: 'TLS handshakes completed, by protocol and whether a session was resumed (no certificate sent, far less CPU).',
+    labelNames: ['protocol', 'resumed'] as const,
+    registers,
+  });
   const handshakeFailures = new client.Counter({ name: 'berth_tls_handshake_failures_total', help: 'TLS handshakes that failed (protocol, cipher, certificate or a client that left).', registers });
   const upstreamErrors = new client.Counter({
     name: 'berth_upstream_errors_total',
@@ -85,6 +93,7 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
     },
     connectionOpened: () => connections.inc(),
     connectionClosed: () => connections.dec(),
+    tlsHandshake: (protocol, resumed) => handshakes.inc({ protocol, resumed: String(resumed) }),
     tlsHandshakeFailed: () => handshakeFailures.inc(),
     connectionRefused: (reason) => refused.inc({ reason }),
   };

@@ -3,6 +3,7 @@ import type http from 'node:http';
 import type https from 'node:https';
 import client from 'prom-client';
 import type { AddressInfo, Socket } from 'node:net';
+import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { createHandler } from '../proxy/handler.js';
@@ -87,7 +88,8 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   }
 
   const certificate = config.tls.cert !== undefined && config.tls.key !== undefined ? watchTls(server, config.tls.cert, config.tls.key, tls, logger) : undefined;
-  server.on('secureConnection', (socket: Socket) => {
+  server.on('secureConnection', (socket: tls.TLSSocket) => {
+    metrics.tlsHandshake(socket.getProtocol() ?? 'unknown', socket.isSessionReused());
     metrics.connectionOpened();
     socket.once('close', () => metrics.connectionClosed());
   });

@@ -74,10 +74,15 @@ for (const workers of ['1', '2']) {
     // A TLS 1.1 client cannot complete a handshake with berth.
     const old = tls.connect({ host: '127.0.0.1', port: berth.port, maxVersion: 'TLSv1.1', minVersion: 'TLSv1', ca: pki.ca, servername: 'localhost' });
     await once(old, 'error');
-    // One connection held open while the metrics are read.
+    // One connection held open while the metrics are read; its session resumed by another.
     const held = tls.connect({ host: '127.0.0.1', port: berth.port, ca: pki.ca, servername: 'localhost' });
-    await once(held, 'secureConnect');
+    const [session] = (await once(held, 'session')) as [Buffer];
     t.teardown(() => void held.destroy());
+    const again = tls.connect({ host: '127.0.0.1', port: berth.port, ca: pki.ca, servername: 'localhost', session });
+    await once(again, 'secureConnect');
+    t.ok(again.isSessionReused(), 'the second connection resumed the first one\'s session');
+    again.end(); // not destroy(): the server may not have read the client's Finished yet
+    await once(again, 'close');
 
     const expected = {
       requests: [
@@ -100,6 +105,8 @@ for (const workers of ['1', '2']) {
     t.equal(sample(families, 'berth_response_body_bytes_total'), blob.length, 'bytes out: the blob (the rest were empty or berth’s own)');
     t.equal(sample(families, 'berth_upstream_errors_total', { kind: 'reset' }), 1, 'the reset is an upstream error');
     t.equal(sample(families, 'berth_tls_handshake_failures_total'), 1, 'the TLS 1.1 handshake failed');
+    t.equal(sample(families, 'berth_tls_handshakes_total', { protocol: 'TLSv1.3', resumed: 'false' }), 8, 'full handshakes: seven requests and the held connection');
+    t.equal(sample(families, 'berth_tls_handshakes_total', { protocol: 'TLSv1.3', resumed: 'true' }), 1, 'and one resumed');
     t.equal(sample(families, 'berth_requests_in_flight'), 0);
     t.equal(sample(families, 'berth_uploads_in_flight'), 0);
     t.ok((sample(families, 'berth_open_connections') ?? 0) >= 1, 'the held connection is open');
