@@ -31,8 +31,12 @@ export function findRunningServer(options: { pid?: number; proc?: string } = {})
   const proc = options.proc ?? '/proc';
   if (options.pid !== undefined) {
     const server = serverAt(proc, options.pid);
-    if (!server) throw new Error(`process ${options.pid} is not a berth server (${describe(proc, options.pid)})`);
-    return server;
+    if (server) return server;
+    const parent = parentOf(proc, options.pid);
+    if (isWorker(proc, options.pid) && parent !== undefined && serverAt(proc, parent)) {
+      throw new Error(`process ${options.pid} is a worker of the berth server ${parent}: use --as-running=${parent}`);
+    }
+    throw new Error(`process ${options.pid} is not a berth server (${describe(proc, options.pid)})`);
   }
   const first = serverAt(proc, 1);
   if (first) return first;
@@ -71,6 +75,21 @@ function serverAt(proc: string, pid: number): RunningServer | undefined {
     cwd = undefined;
   }
   return { pid, args, env: environ === undefined ? undefined : env, cwd };
+}
+
+function isWorker(proc: string, pid: number): boolean {
+  return (readNulSeparated(path.join(proc, String(pid), 'environ')) ?? []).some((entry) => entry.startsWith('NODE_UNIQUE_ID='));
+}
+
+/** The parent's pid, from /proc/<pid>/stat (its fourth field, after the parenthesised name). */
+function parentOf(proc: string, pid: number): number | undefined {
+  try {
+    const stat = fs.readFileSync(path.join(proc, String(pid), 'stat'), 'utf8');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    return Number.isInteger(ppid) && ppid > 0 ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function childrenOf(proc: string, pid: number): number[] {

@@ -146,7 +146,7 @@ t.test('--as-running checks the settings of the running server (flags, BERTH_* e
   t.not(worker, berth.child.pid);
   const asWorker = await runCli(['check', `--as-running=${worker}`], { cwd: elsewhere });
   t.equal(asWorker.code, 1, 'a worker is not a server of its own');
-  t.match(asWorker.stdout, new RegExp(`problem\\s+settings\\s+process ${worker} is not a berth server`));
+  t.match(asWorker.stdout, new RegExp(`problem\\s+settings\\s+process ${worker} is a worker of the berth server ${berth.child.pid}: use --as-running=${berth.child.pid}`));
   const notBerth = await runCli(['check', `--as-running=${process.pid}`], { cwd: elsewhere });
   t.equal(notBerth.code, 1);
   t.match(notBerth.stdout, new RegExp(`problem\\s+settings\\s+process ${process.pid} is not a berth server \\(".*node`), 'another process: said so, with its command line');

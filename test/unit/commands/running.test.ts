@@ -12,6 +12,7 @@ interface Process {
   readonly environ?: readonly string[] | 'unreadable';
   readonly cwd?: string;
   readonly children?: readonly number[];
+  readonly parent?: number;
 }
 
 function fakeProc(processes: Record<number, Process>): string {
@@ -23,6 +24,7 @@ function fakeProc(processes: Record<number, Process>): string {
     if (p.environ !== 'unreadable') fs.writeFileSync(path.join(dir, 'environ'), (p.environ ?? []).map((a) => `${a}\0`).join(''));
     if (p.cwd) fs.symlinkSync(p.cwd, path.join(dir, 'cwd'));
     fs.writeFileSync(path.join(dir, 'task', pid, 'children'), (p.children ?? []).join(' ') + (p.children?.length ? ' ' : ''));
+    fs.writeFileSync(path.join(dir, 'stat'), `${pid} (node) S ${p.parent ?? 0} 1 1 0 -1 4194560\n`);
   }
   return proc;
 }
@@ -34,7 +36,7 @@ const server = (...args: string[]): Process => ({
   cwd: '/app',
   children: [7, 8],
 });
-const worker: Process = { cmdline: [...NODE, 'dist/cli.js', '--upstream', 'http://x'], environ: ['NODE_UNIQUE_ID=1', 'BERTH_UPSTREAM=http://x'] };
+const worker: Process = { cmdline: [...NODE, 'dist/cli.js', '--upstream', 'http://x'], environ: ['NODE_UNIQUE_ID=1', 'BERTH_UPSTREAM=http://x'], parent: 1 };
 
 t.test('berth as PID 1 (the image entrypoint): its arguments, BERTH_* variables and directory', async (t) => {
   const proc = fakeProc({ 1: server('--admin-listen', ':9444', '--config', 'conf/berth.yaml'), 7: worker, 8: worker });
@@ -76,7 +78,7 @@ t.test('nothing to find, or too much: a clear error', async (t) => {
   });
   const proc = fakeProc({ 1: server(), 7: worker, 12: { cmdline: ['node', 'dist/cli.js', 'doctor'] } });
   t.match(findRunningServer({ proc, pid: 1 }), { pid: 1 });
-  t.throws(() => findRunningServer({ proc, pid: 7 }), { message: /^process 7 is not a berth server \("node --disable-warning/ });
+  t.throws(() => findRunningServer({ proc, pid: 7 }), { message: 'process 7 is a worker of the berth server 1: use --as-running=1' });
   t.throws(() => findRunningServer({ proc, pid: 12 }), { message: 'process 12 is not a berth server ("node dist/cli.js doctor")' });
   t.throws(() => findRunningServer({ proc, pid: 99 }), { message: 'process 99 is not a berth server (not readable)' });
 });
