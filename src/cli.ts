@@ -4,7 +4,6 @@
 // --max-semi-space-size=2: a small young generation keeps memory flat (WORKER_V8_FLAGS, server/cluster.ts).
 import cluster from 'node:cluster';
 import fs from 'node:fs';
-import type https from 'node:https';
 import { KEYS, envName } from './config/schema.js';
 import { ConfigError, warnings } from './config/validate.js';
 import { loadConfig, parseFlags } from './config/load.js';
@@ -99,11 +98,7 @@ async function main(argv: readonly string[]): Promise<void> {
   // After the certificate: a setup that cannot start says only why.
   for (const warning of warnings(config)) logger.warn(warning);
   if (config.workers > 1) return runPrimary(config, tls, logger);
-  const serving: { server?: https.Server } = {}; // set once it listens
-  const rotation = rotateTicketKeys(config.tls.ticketKeyRotation, (keys) => serving.server?.setTicketKeys(keys), logger);
-  const berth = await startBerth(config, tls, logger, { ticketKeys: rotation.current() });
-  serving.server = berth.server;
-  berth.server.setTicketKeys(rotation.current()); // in case a rotation came while it started
+  const berth = await startBerth(config, tls, logger, { ticketKeys: rotateTicketKeys(config.tls.ticketKeyRotation, logger) });
   registerCertificateExpiry(berth.registry, () => new Date(berth.certificate().validTo));
   registerDraining(berth.registry, () => berth.draining);
   const admin = await startAdminListener(config, logger, {

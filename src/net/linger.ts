@@ -59,8 +59,19 @@ export function lingerUntilBodyIn(req: http.IncomingMessage, res: http.ServerRes
  * `req.complete` is false even for a request without a body: the parser completes it
  * only after 'request' has been emitted.)
  */
-export function bodyPending(req: http.IncomingMessage): boolean {
+function bodyPending(req: http.IncomingMessage): boolean {
   if (req.complete) return false;
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+/**
+ * For an answer that does not use the request body (berth's own errors, the HTTP
+ * listener's redirects): when some of it may still come, the connection is to close, and
+ * closes once the rest is in. A request without a body keeps its connection.
+ */
+export function closeOnceBodyIn(req: http.IncomingMessage, res: http.ServerResponse): void {
+  if (!bodyPending(req)) return;
+  res.shouldKeepAlive = false;
+  lingerUntilBodyIn(req, res);
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { bodyPending, lingerUntilBodyIn } from '../net/linger.js';
+import { closeOnceBodyIn } from '../net/linger.js';
 
 /**
  * The closed catalogue of errors berth answers itself. Each maps to one status and one
@@ -89,10 +89,7 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: Prox
   if (registry) headers['docker-distribution-api-version'] = 'registry/2.0';
   // The request body may not have been read: close the connection, but only once the rest
   // of the body is in, so that the client reads this answer instead of a reset.
-  if (bodyPending(req)) {
-    res.shouldKeepAlive = false;
-    lingerUntilBodyIn(req, res);
-  }
+  closeOnceBodyIn(req, res);
   res.writeHead(error.status, headers);
   res.end(req.method === 'HEAD' ? undefined : body);
 }

@@ -13,6 +13,7 @@ import { InFlight } from '../observe/inFlight.js';
 import { createServingMetrics } from '../observe/metrics.js';
 import type { TlsMaterial } from '../tls/material.js';
 import { TLS_PROFILE } from '../tls/profile.js';
+import type { TicketKeySource } from '../tls/ticketKeys.js';
 import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
 import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer } from './https.js';
@@ -45,7 +46,7 @@ export interface Berth {
 }
 
 /** Wires config, TLS material, transport and handler into a listening server. */
-export async function startBerth(config: Config, tls: TlsMaterial, logger: Logger, options: { ticketKeys?: Buffer } = {}): Promise<Berth> {
+export async function startBerth(config: Config, tls: TlsMaterial, logger: Logger, options: { ticketKeys?: TicketKeySource } = {}): Promise<Berth> {
   const awaitingUpstream = new WeakSet<Socket>();
   const inFlight = new InFlight();
   const registry = new client.Registry();

@@ -1,6 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
 import crypto from 'node:crypto';
-import type https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import client from 'prom-client';
@@ -100,9 +99,10 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
     return worker;
   };
   const listening = new Set<number>();
-  const ticketKeys = rotateTicketKeys(config.tls.ticketKeyRotation, (keys) => {
+  const ticketKeys = rotateTicketKeys(config.tls.ticketKeyRotation, logger);
+  ticketKeys.onChange((keys) => {
     for (const worker of live.values()) if (worker.isConnected()) worker.send(ticketKeysMessage(keys));
-  }, logger);
+  });
 
   cluster.on('exit', (worker, code, signal) => {
     const served = listening.delete(worker.id);
@@ -155,14 +155,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
 /** A worker: the same config as the primary (same argv and environment). */
 export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const tls = await loadTlsMaterial(config, undefined);
-  const serving: { server?: https.Server } = {}; // set once it listens
-  let keys = await ticketKeysFromPrimary((next) => {
-    keys = next;
-    serving.server?.setTicketKeys(next);
-  });
-  const berth = await startBerth(config, tls, logger, { ticketKeys: keys });
-  serving.server = berth.server;
-  berth.server.setTicketKeys(keys); // in case a rotation came while it started
+  const berth = await startBerth(config, tls, logger, { ticketKeys: await ticketKeysFromPrimary() });
   answerMetricRequests(berth.registry);
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);

@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { headerTimeout } from '../net/headerTimeout.js';
 import { TLS_PROFILE } from '../tls/profile.js';
+import type { TicketKeySource } from '../tls/ticketKeys.js';
 
 export interface HttpsServerOptions {
   readonly config: Config;
@@ -13,8 +14,8 @@ export interface HttpsServerOptions {
   readonly logger: Logger;
   readonly handler: http.RequestListener;
   readonly awaitingUpstream: WeakSet<Socket>;
-  /** Session ticket keys (tls/ticketKeys.ts); Node's random ones when unset. */
-  readonly ticketKeys?: Buffer;
+  /** Session ticket keys and their rotation (tls/ticketKeys.ts); Node's random ones when unset. */
+  readonly ticketKeys?: TicketKeySource;
 }
 
 /** Node's parser limit; berth's own is lower (HEADER_LIMIT, proxy/handler.ts). */
@@ -38,7 +39,7 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
       ...TLS_PROFILE,
       cert: options.cert,
       key: options.key,
-      ...(options.ticketKeys ? { ticketKeys: options.ticketKeys } : {}),
+      ...(options.ticketKeys ? { ticketKeys: options.ticketKeys.current() } : {}),
       requestTimeout: 0,
       ...headerTimeout(config.timeouts.headers),
       // The TLS handshake gets the same time as the header section (nginx's
@@ -56,6 +57,7 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
   );
   server.timeout = config.timeouts.clientIdle;
   if (options.ticketKeys) {
+    options.ticketKeys.onChange((keys) => server.setTicketKeys(keys));
     // In a cluster worker, Node replaces a server's ticket keys when it listens with those
     // the primary kept from the first worker ever to listen (net.Server _setServerData); the
     // keys given here are already the shared ones, and may be newer.

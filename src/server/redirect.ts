@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { headerTimeout } from '../net/headerTimeout.js';
-import { bodyPending, lingerUntilBodyIn } from '../net/linger.js';
+import { closeOnceBodyIn } from '../net/linger.js';
 import type { NameSet } from '../net/names.js';
 import { isRegistryPath } from '../proxy/errors.js';
 import { HOST } from '../proxy/request/host.js';
@@ -31,10 +31,7 @@ export function createRedirectServer(options: RedirectOptions): http.Server {
     (req, res) => {
       const url = req.url ?? '/';
       // The request body is never used here: answer, then close once it is in.
-      if (bodyPending(req)) {
-        res.shouldKeepAlive = false;
-        lingerUntilBodyIn(req, res);
-      }
+      closeOnceBodyIn(req, res);
       const hostMatch = HOST.exec(req.headers.host ?? '');
       if (options.names && !(hostMatch && options.names.matches(hostMatch[1]!))) {
         const body = 'berth: this server does not serve that host name\n';

@@ -38,40 +38,54 @@ export function isTicketKeysRequest(message: unknown): boolean {
 
 export const ticketKeysMessage = (keys: Buffer): TicketKeysMessage => ({ type: 'berth:ticket-keys', keys: keys.toString('base64') });
 
-export interface TicketKeyRotation {
-  /** The keys in service. */
+/** The keys in service and their replacements, as a server needs them. */
+export interface TicketKeySource {
   current(): Buffer;
-  stop(): void;
+  /** Called with each new set from now on. */
+  onChange(listener: (keys: Buffer) => void): void;
 }
 
-/** Makes the first keys now, and new ones every intervalMs (0 = never), handed to onRotate and logged. */
-export function rotateTicketKeys(intervalMs: number, onRotate: (keys: Buffer) => void, logger: Logger): TicketKeyRotation {
-  let keys = newTicketKeys();
+/** Holds the current keys and tells listeners of each new set. */
+function keyHolder(first: Buffer): TicketKeySource & { set(keys: Buffer): void } {
+  let keys = first;
+  const listeners: ((keys: Buffer) => void)[] = [];
+  return {
+    current: () => keys,
+    onChange: (listener) => void listeners.push(listener),
+    set(next) {
+      keys = next;
+      for (const listener of listeners) listener(next);
+    },
+  };
+}
+
+/** Makes the first keys now, and new ones every intervalMs (0 = never), logging each replacement. */
+export function rotateTicketKeys(intervalMs: number, logger: Logger): TicketKeySource & { stop(): void } {
+  const holder = keyHolder(newTicketKeys());
   const timer =
     intervalMs > 0
       ? setInterval(() => {
-          keys = newTicketKeys();
-          onRotate(keys);
+          holder.set(newTicketKeys());
           logger.info({ nextInSeconds: Math.round(intervalMs / 1000) }, 'TLS session ticket keys rotated');
         }, intervalMs)
       : undefined;
   timer?.unref();
-  return { current: () => keys, stop: () => clearInterval(timer) };
+  return { current: holder.current, onChange: holder.onChange, stop: () => clearInterval(timer) };
 }
 
 /**
  * A worker's keys, asked of the primary before it listens, so that it never serves with
- * keys of its own; later rotations arrive on the same channel and go to apply.
+ * keys of its own; later rotations arrive on the same channel.
  */
-export function ticketKeysFromPrimary(apply: (keys: Buffer) => void): Promise<Buffer> {
+export function ticketKeysFromPrimary(): Promise<TicketKeySource> {
   return new Promise((resolve) => {
-    let first = true;
+    let holder: ReturnType<typeof keyHolder> | undefined;
     process.on('message', (message: unknown) => {
       if (!isTicketKeysMessage(message)) return;
       const keys = Buffer.from(message.keys, 'base64');
-      if (first) resolve(keys);
-      else apply(keys);
-      first = false;
+      if (holder) return holder.set(keys);
+      holder = keyHolder(keys);
+      resolve(holder);
     });
     process.send?.(TICKET_KEYS_REQUEST);
   });
