@@ -61,8 +61,14 @@ export function lingerUntilBodyIn(req: http.IncomingMessage, res: http.ServerRes
  */
 function bodyPending(req: http.IncomingMessage): boolean {
   if (req.complete) return false;
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  // Every header line as received, not req.headers, which holds only the first
+  // maxHeadersCount: the parser frames the body by any of them.
+  const raw = req.rawHeaders;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name === 'transfer-encoding' || (name === 'content-length' && raw[i + 1]!.trim() !== '0')) return true;
+  }
+  return false;
 }
 
 /**

@@ -16,6 +16,12 @@ export interface ProxySettings {
 }
 
 /**
+ * How the request body is framed, as berth read the headers: no body, Content-Length, or
+ * chunked. The body is forwarded with exactly this framing, or not at all.
+ */
+export type BodyFraming = 'none' | 'length' | 'chunked';
+
+/**
  * One request on its way through the passes. The passes change `headers` (the request's
  * own header object, which the transport forwards) and fill in what they learn.
  */
@@ -35,6 +41,8 @@ export interface RequestContext {
   publicOrigin: string;
   /** The client's address as best known (from a trusted chain, or the peer); set by the forwarded pass. */
   client: string;
+  /** The body's framing; set by the hop-by-hop pass, which restates it for the upstream. */
+  body: BodyFraming;
 }
 
 export function createContext(
@@ -58,6 +66,7 @@ export function createContext(
     trusted: settings.trustedProxies.has(peer),
     publicOrigin: settings.publicOrigin ?? '',
     client: peer,
+    body: 'none',
   };
 }
 

@@ -8,7 +8,11 @@ import { closeOnceBodyIn } from '../net/linger.js';
  */
 export const ERRORS = {
   bad_host: { status: 400, code: 'UNSUPPORTED', message: 'berth: the Host header is not a valid host[:port]' },
+  host_required: { status: 400, code: 'UNSUPPORTED', message: 'berth: the request has no Host header, or more than one' },
   headers_too_large: { status: 431, code: 'UNSUPPORTED', message: 'berth: the request header section is too large' },
+  too_many_headers: { status: 431, code: 'UNSUPPORTED', message: 'berth: the request has too many header fields' },
+  bad_framing: { status: 400, code: 'UNSUPPORTED', message: 'berth: the request body does not match its framing headers' },
+  method_not_allowed: { status: 405, code: 'UNSUPPORTED', message: 'berth: this method is not served' },
   misdirected: { status: 421, code: 'DENIED', message: 'berth: this server does not serve that host name' },
   bad_target: { status: 400, code: 'UNSUPPORTED', message: 'berth: the request target must be a path (origin-form) or an absolute http(s) URL' },
   upstream_unreachable: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry behind this proxy is unreachable' },

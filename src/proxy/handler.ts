@@ -19,6 +19,15 @@ import type { Transport } from './transport.js';
  */
 export const HEADER_LIMIT = 16 * 1024;
 
+/**
+ * Most header fields berth serves (Apache's LimitRequestFields). Node's parser keeps only
+ * the first `maxHeadersCount` fields in req.headers, yet frames the body by a
+ * Content-Length or Transfer-Encoding that comes after them: a request with more fields
+ * than berth keeps is refused, so berth frames every body by the headers the parser used.
+ * (server/https.ts keeps one more than this, so that the excess is seen.)
+ */
+export const HEADER_FIELDS_LIMIT = 100;
+
 export interface HandlerDeps {
   readonly settings: ProxySettings;
   readonly transport: Transport;
@@ -37,8 +46,9 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     const ctx = createContext(deps.settings, req);
     const record = track(req, res, ctx, deps);
     const refused = refusalOf(req.socket);
-    if (refused || headerSize(req) > HEADER_LIMIT) {
-      record.error = new ProxyError(refused ?? 'headers_too_large');
+    const refusal = refused ?? headerRefusal(req);
+    if (refusal) {
+      record.error = new ProxyError(refusal);
       res.shouldKeepAlive = false;
       sendError(req, res, record.error, refused ? { 'retry-after': '5' } : {});
       return;
@@ -51,6 +61,11 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       return;
     }
     req.url = ctx.url; // the transport forwards req.url byte-for-byte
+    guardFraming(req, ctx, () => {
+      record.error = new ProxyError('bad_framing', { detail: `${ctx.body} framing, more body bytes arrived` });
+      deps.logger.error({ method: ctx.method, client: ctx.client }, 'the request body does not match the framing berth read: connection closed, nothing more forwarded');
+      req.socket.destroy();
+    });
     let answer: http.IncomingMessage | undefined;
     deps.transport.forward(req, res, {
       onResponse: (proxyRes) => {
@@ -69,8 +84,32 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
         if (answer?.complete) discardRest(req, answer);
         else answerError(err, req, res, ctx, record, deps);
       },
-    });
+    }, ctx.body !== 'none');
   };
+}
+
+/** Why the request's header section is refused, if it is: too large, or more fields than berth keeps. */
+function headerRefusal(req: http.IncomingMessage): 'headers_too_large' | 'too_many_headers' | undefined {
+  if (req.rawHeaders.length > 2 * HEADER_FIELDS_LIMIT) return 'too_many_headers';
+  return headerSize(req) > HEADER_LIMIT ? 'headers_too_large' : undefined;
+}
+
+/**
+ * berth forwards the body with the framing it read (`ctx.body`); Node's parser delivers
+ * the body it framed. Should they ever differ (more bytes than a Content-Length berth
+ * saw, or any byte where it saw no body), nothing more is forwarded: `mismatch` runs once.
+ */
+function guardFraming(req: http.IncomingMessage, ctx: RequestContext, mismatch: () => void): void {
+  if (ctx.body === 'chunked') return;
+  const allowed = ctx.body === 'none' ? 0 : Number(ctx.headers['content-length']);
+  let seen = 0;
+  const count = (chunk: Buffer): void => {
+    seen += chunk.length;
+    if (seen <= allowed) return;
+    req.off('data', count);
+    mismatch();
+  };
+  req.on('data', count);
 }
 
 /** Timeouts, byte counts and the access line for one request. */
@@ -159,8 +198,9 @@ function discardRest(req: http.IncomingMessage, proxyRes: http.IncomingMessage):
 function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
   deps.awaitingUpstream.delete(req.socket);
   if (res.writableFinished) return; // the answer was complete; a late upstream error changes nothing
-  record.error = req.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
-  if (record.error.kind !== 'client_gone') sendError(req, res, record.error, hstsHeaders(ctx, deps));
+  const error = req.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
+  record.error ??= error; // berth's own reason for closing (bad_framing) stays the one logged
+  if (error.kind !== 'client_gone') sendError(req, res, error, hstsHeaders(ctx, deps));
 }
 
 /** Strict-Transport-Security for berth's own answers, as addHsts adds it to relayed ones. */

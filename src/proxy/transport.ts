@@ -35,7 +35,11 @@ export interface Exchange {
 }
 
 export interface Transport {
-  forward(req: http.IncomingMessage, res: http.ServerResponse, exchange: Exchange): void;
+  /**
+   * Sends the request upstream. `body` false: the upstream request ends after its headers
+   * and nothing of `req` is ever written to it (berth saw no framing for a body).
+   */
+  forward(req: http.IncomingMessage, res: http.ServerResponse, exchange: Exchange, body: boolean): void;
   close(): void;
 }
 
@@ -95,9 +99,11 @@ export function createTransport(options: TransportOptions): Transport {
   proxy.on('econnreset', () => undefined);
 
   return {
-    forward(req, res, exchange) {
+    forward(req, res, exchange, body) {
       exchanges.set(req, exchange);
-      proxy.web(req, res, { ssl: exactPath(req.url ?? '/') }, (err) => exchange.onError(err));
+      // http-proxy pipes `buffer`, when given, instead of the request.
+      const options = body ? { ssl: exactPath(req.url ?? '/') } : { ssl: exactPath(req.url ?? '/'), buffer: NO_BODY };
+      proxy.web(req, res, options as httpProxy.ServerOptions, (err) => exchange.onError(err));
     },
     close() {
       agent.destroy();
@@ -105,6 +111,9 @@ export function createTransport(options: TransportOptions): Transport {
     },
   };
 }
+
+/** A source with nothing in it: the upstream request ends after its headers. */
+const NO_BODY = { pipe: (destination: http.ClientRequest) => destination.end() };
 
 /**
  * http-proxy builds the upstream request's options on top of `options.ssl` and then sets

@@ -4,6 +4,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { headerTimeout } from '../net/headerTimeout.js';
+import { HEADER_FIELDS_LIMIT } from '../proxy/handler.js';
 import { TLS_PROFILE } from '../tls/profile.js';
 import type { TicketKeySource } from '../tls/ticketKeys.js';
 
@@ -56,6 +57,9 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
     options.handler,
   );
   server.timeout = config.timeouts.clientIdle;
+  // One more than berth serves, so that a request with too many fields is seen as such
+  // (HEADER_FIELDS_LIMIT, proxy/handler.ts) and refused.
+  server.maxHeadersCount = HEADER_FIELDS_LIMIT + 1;
   if (options.ticketKeys) {
     options.ticketKeys.onChange((keys) => server.setTicketKeys(keys));
     // In a cluster worker, Node replaces a server's ticket keys when it listens with those

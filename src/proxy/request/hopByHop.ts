@@ -6,7 +6,8 @@ import { FRAMING, connectionTokens, isFixedHopByHop } from '../hopByHop.js';
  * hop: Node's parser has already decoded a chunked body, and Node's client re-chunks it
  * when told `Transfer-Encoding: chunked`. Framing is decided here, from what the parser
  * saw, so no client-controlled header (e.g. `Connection: content-length`) can make the
- * upstream read body bytes as a new request.
+ * upstream read body bytes as a new request; `ctx.body` records it, and the handler
+ * forwards a body only with that framing.
  *
  * Expect: Node answers `100 Continue` itself before the request reaches berth, as nginx
  * does; forwarding the expectation would make the upstream answer it a second time.
@@ -23,5 +24,8 @@ export const stripHopByHop: RequestPass = (ctx) => {
     // Explicit, because Node's client does not chunk a DELETE or OPTIONS body by default.
     delete headers['content-length'];
     headers['transfer-encoding'] = 'chunked';
+    ctx.body = 'chunked';
+  } else {
+    ctx.body = headers['content-length'] === undefined ? 'none' : 'length';
   }
 };
