@@ -42,7 +42,18 @@ export interface HandlerDeps {
 
 /** Runs the passes in order for one request and streams it through the transport. */
 export function createHandler(deps: HandlerDeps): http.RequestListener {
+  // The latest response on each connection, to see whether it is to close the connection.
+  const latest = new WeakMap<Socket, http.ServerResponse>();
   return (req, res) => {
+    const before = latest.get(req.socket);
+    if (before && !before.shouldKeepAlive) {
+      // Pipelined behind a response after which the connection closes (berth's own error
+      // answer, the client's `Connection: close`): never forwarded, never answered.
+      deps.logger.debug({ method: req.method }, 'request after the connection was to close: dropped');
+      req.resume();
+      return;
+    }
+    latest.set(req.socket, res);
     const ctx = createContext(deps.settings, req);
     const record = track(req, res, ctx, deps);
     const refused = refusalOf(req.socket);
@@ -125,7 +136,13 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
   req.once('end', () => {
     if (!res.headersSent) deps.awaitingUpstream.add(socket);
   });
-  res.once('close', () => {
+  // A response queued behind another (pipelining) gets no 'close' of its own when the
+  // connection closes first: the record ends with whichever comes first.
+  let ended = false;
+  const end = (): void => {
+    if (ended) return;
+    ended = true;
+    socket.off('close', end);
     deps.awaitingUpstream.delete(socket);
     // The error that closed the response (client gone, upstream reset) is reported on
     // the next ticks; log once they have run.
@@ -146,7 +163,9 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
         });
       }
     });
-  });
+  };
+  res.once('close', end);
+  socket.once('close', end);
   return record;
 }
 

@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
+import { clientAddressOf } from '../net/accept.js';
 import { headerTimeout } from '../net/headerTimeout.js';
 import { HEADER_FIELDS_LIMIT } from '../proxy/handler.js';
 import { TLS_PROFILE } from '../tls/profile.js';
@@ -90,11 +91,22 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
   // too: before the handshake there is no HTTP to answer in, so the socket is just closed.
   const secured = new WeakSet<Socket>();
   server.on('secureConnection', (socket: Socket) => secured.add(socket));
-  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    logger.debug({ err: { code: err.code, message: err.message } }, 'client error');
-    if (!secured.has(socket)) return void socket.destroy();
-    // As Node's default does: answer only if no response has started on this connection.
+  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
+    if (!secured.has(socket)) {
+      logger.debug({ err: { code: err.code, message: err.message } }, 'client error before the TLS handshake completed');
+      return void socket.destroy();
+    }
     const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+    if (err.code === 'HPE_CLOSED_CONNECTION') {
+      // Bytes after a request that said `Connection: close`: never parsed, never forwarded.
+      // The answer in progress is still delivered; the connection closes after it.
+      logger.debug({ client: clientAddressOf(socket) }, 'bytes after Connection: close ignored');
+      if (inFlight && !inFlight.writableFinished) return;
+      return void socket.destroy();
+    }
+    // Never the request's content: only why the parser refused it.
+    logger.info({ client: clientAddressOf(socket), code: err.code, reason: err.reason ?? err.message }, 'request refused by the HTTP parser');
+    // As Node's default does: answer only if no response has started on this connection.
     if (socket.writable && (!inFlight || !inFlight.headersSent)) {
       const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? '400 Bad Request';
       socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);

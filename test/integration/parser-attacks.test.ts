@@ -151,6 +151,15 @@ t.test('parser-level attacks', async (t) => {
 
   // berth kept serving through all of it.
   t.match(await exchange(tb, `GET /v2/ HTTP/1.1\r\nHost: ${host}\r\nConnection: close\r\n\r\n`), /^HTTP\/1\.1 200 /);
+
+  // Each refusal is in the default log, with the parser's reason and never the request's content.
+  const refusals = tb.logs.filter((l) => l.msg === 'request refused by the HTTP parser');
+  t.ok(refusals.length >= 8, `refusals logged (${refusals.length})`);
+  for (const line of refusals) {
+    t.equal(line.level, 30, 'at info');
+    t.match(line, { client: '127.0.0.1', code: /^HPE_/, reason: /\w/ });
+    t.notMatch(JSON.stringify(line), /smuggled|Host|POST|GET/, 'no content of the request');
+  }
 });
 
 t.test('oversized headers: 431, in the registry error shape under /v2/', async (t) => {
