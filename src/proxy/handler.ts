@@ -81,13 +81,15 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     deps.transport.forward(req, res, {
       onResponse: (proxyRes) => {
         answer = proxyRes;
+        const malformed = malformedStatus(proxyRes);
+        if (malformed !== undefined) return refuseAnswer(malformed, proxyRes, req, res, ctx, record, deps);
         if (!req.complete) {
           // An early answer (nginx's 413, a 401): final, so the upstream has no use for the
           // rest of the body, and the client reads the answer before the connection closes.
           proxyRes.once('end', () => discardRest(req, proxyRes));
           lingerUntilBodyIn(req, res);
         }
-        relayResponse(proxyRes, res, ctx, record, deps);
+        relayResponse(proxyRes, req, res, ctx, record, deps);
       },
       onError: (err) => {
         // The upstream answered in full before the body was sent (nginx's 413, a 401) and
@@ -170,7 +172,7 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
 }
 
 /** The upstream answered: run the response passes and stream the body to the client. */
-function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
+function relayResponse(proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
   deps.awaitingUpstream.delete(res.socket as Socket);
   const out: ResponseContext = {
     status: proxyRes.statusCode ?? 502,
@@ -182,8 +184,13 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse,
   for (const pass of RESPONSE_PASSES) pass(out);
   const uuid = proxyRes.headers['docker-upload-uuid'];
   if (typeof uuid === 'string') record.uploadUuid = uuid;
+  try {
+    res.writeHead(out.status, proxyRes.statusMessage, flattenPairs(out.headers));
+  } catch (err) {
+    // A header Node will not write (its parser let through what its writer refuses).
+    return refuseAnswer(`header not writable: ${(err as NodeJS.ErrnoException).code ?? 'unknown'}`, proxyRes, req, res, ctx, record, deps);
+  }
   proxyRes.on('data', (chunk: Buffer) => (record.bytesOut += chunk.length));
-  res.writeHead(out.status, proxyRes.statusMessage, flattenPairs(out.headers));
   proxyRes.pipe(res);
   // A failure after the headers went out can only be signalled by closing the client
   // connection. (pipe, not pipeline: pipeline costs an AbortSignal per call, and the
@@ -203,6 +210,33 @@ function relayResponse(proxyRes: http.IncomingMessage, res: http.ServerResponse,
 }
 
 /**
+ * What makes the upstream's status line one berth cannot relay, if anything: a status Node
+ * refuses to write (outside 100–999), a 101 (berth forwards no Upgrade, so the upstream
+ * cannot switch protocols), or a reason phrase with control characters.
+ */
+function malformedStatus(proxyRes: http.IncomingMessage): string | undefined {
+  const status = proxyRes.statusCode ?? 0;
+  if (!Number.isInteger(status) || status < 100 || status > 999) return `status ${status}`;
+  if (status === 101) return 'status 101 to a request that asked for no upgrade';
+  if (/[^\t\x20-\x7e\x80-\xff]/.test(proxyRes.statusMessage ?? '')) return 'control character in the reason phrase';
+  return undefined;
+}
+
+/** The upstream's answer cannot be relayed: it is dropped with its connection, and the client gets 502. */
+function refuseAnswer(detail: string, proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
+  deps.awaitingUpstream.delete(req.socket);
+  (proxyRes as http.IncomingMessage & { req?: http.ClientRequest }).req?.destroy();
+  proxyRes.destroy();
+  record.error = new ProxyError('upstream_bad_response', { detail });
+  deps.logger.warn({ method: ctx.method, detail }, 'the registry sent an answer berth cannot relay: answered 502');
+  // writeHead keeps the reason phrase it refused (and may have stored some headers before
+  // one it refused): berth's own answer starts clean.
+  res.statusMessage = '';
+  for (const name of res.getHeaderNames()) res.removeHeader(name);
+  sendError(req, res, record.error, hstsHeaders(ctx, deps));
+}
+
+/**
  * The upstream's answer is complete but the request body is not: stop sending it upstream
  * (that connection, mid-body, cannot be reused) and read and drop the rest.
  */
@@ -216,7 +250,7 @@ function discardRest(req: http.IncomingMessage, proxyRes: http.IncomingMessage):
 /** The upstream request failed: answer with the mapped error, unless the client is gone or was answered. */
 function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
   deps.awaitingUpstream.delete(req.socket);
-  if (res.writableFinished) return; // the answer was complete; a late upstream error changes nothing
+  if (res.writableEnded) return; // the answer was complete; a late upstream error changes nothing
   const error = req.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
   record.error ??= error; // berth's own reason for closing (bad_framing) stays the one logged
   if (error.kind !== 'client_gone') sendError(req, res, error, hstsHeaders(ctx, deps));

@@ -82,6 +82,12 @@ export function createTransport(options: TransportOptions): Transport {
       return;
     }
     watchUpstream(proxyReq, options);
+    // berth forwards no Upgrade, so a 101 that switches protocols is the upstream's error;
+    // without a listener Node would drop the socket and leave the client waiting.
+    proxyReq.once('upgrade', (_proxyRes: http.IncomingMessage, socket: Socket) => {
+      socket.destroy();
+      exchanges.get(req)?.onError(new ProxyError('upstream_bad_response', { detail: 'status 101 to a request that asked for no upgrade' }));
+    });
     const clientGone = (): void => {
       if (!res.writableFinished && !proxyReq.destroyed) proxyReq.destroy(new ProxyError('client_gone'));
     };

@@ -45,8 +45,23 @@ function workerExecArgv(): string[] {
   return [...process.execArgv, ...extra];
 }
 
-/** More deaths than this within the window means something is wrong with every worker: give up. */
-const RESTARTS = { max: 5, windowMs: 30_000 };
+/**
+ * Workers that die before they ever listen: more than this within the window means no
+ * worker can start (a certificate it cannot read, a port it cannot bind): give up.
+ */
+const STARTUP_FAILURES = { max: 5, windowMs: 30_000 };
+
+/**
+ * A worker that served and then died is always replaced, as nginx's master does: giving
+ * up would cut every upload on the other workers. Deaths close together are replaced
+ * after a growing delay (none for the first three in a minute, then 0.5 s doubling up to
+ * 30 s), so a worker that dies again at once does not spin the primary.
+ */
+export function respawnDelay(recentDeaths: number): number {
+  if (recentDeaths <= 3) return 0;
+  return Math.min(30_000, 500 * 2 ** (recentDeaths - 4));
+}
+const RESPAWN_WINDOW_MS = 60_000;
 
 /**
  * The certificate the workers serve, as the primary's readiness and expiry metric see it:
@@ -63,7 +78,10 @@ function servedCertificate(config: Config, tls: TlsMaterial, logger: Logger): ()
 }
 
 export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): Promise<void> {
+  /** Deaths of workers that had served, and of workers that never listened, recently. */
   const deaths: number[] = [];
+  const startupFailures: number[] = [];
+  const pending = new Set<NodeJS.Timeout>();
   let announced = false;
   let stopping = false;
   // The admin listener lives here, summing the workers' metrics.
@@ -117,15 +135,21 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
       return;
     }
     const now = Date.now();
-    deaths.push(now);
-    while (deaths.length && deaths[0]! < now - RESTARTS.windowMs) deaths.shift();
-    if (deaths.length > RESTARTS.max) {
-      logger.fatal({ pid: worker.process.pid, code, signal }, 'workers keep dying; stopping berth');
+    const window = served ? deaths : startupFailures;
+    window.push(now);
+    while (window.length && window[0]! < now - (served ? RESPAWN_WINDOW_MS : STARTUP_FAILURES.windowMs)) window.shift();
+    if (!served && window.length > STARTUP_FAILURES.max) {
+      logger.fatal({ worker: worker.process.pid, code, signal }, 'workers die before they can serve; stopping berth');
       exitAfterFlush(logger, 1);
       return;
     }
-    logger.error({ pid: worker.process.pid, code, signal }, 'worker died; starting another');
-    fork();
+    const delay = served ? respawnDelay(deaths.length) : 0;
+    logger.error({ worker: worker.process.pid, code, signal, restartIn: `${delay / 1000}s` }, served ? 'worker died; starting another' : 'worker died while starting; starting another');
+    const timer = setTimeout(() => {
+      pending.delete(timer);
+      fork();
+    }, delay);
+    pending.add(timer);
   });
 
   const relay = (signal: NodeJS.Signals): void => {
@@ -138,6 +162,14 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
     }
     stopping = true;
     ticketKeys.stop();
+    for (const timer of pending) clearTimeout(timer);
+    pending.clear();
+    if (live.size === 0) {
+      // Every worker had died and the next was still to start: nothing to drain.
+      logger.info({ end: 'drained' }, 'stopped');
+      exitAfterFlush(logger, 0);
+      return;
+    }
     // Workers act on SIGTERM only: a Ctrl-C reaches the whole process group, and must
     // count once, through this relay.
     for (const worker of live.values()) worker.process.kill('SIGTERM');

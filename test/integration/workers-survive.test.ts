@@ -1,0 +1,80 @@
+import net from 'node:net';
+import tls from 'node:tls';
+import t, { type Test } from 'tap';
+import { startCli, stopCli } from '../helpers/cli.js';
+import { makeTestPki, type TestPki } from '../helpers/tls.js';
+
+// No input from the upstream may take a worker down, and a worker that dies after it has
+// served is always replaced: berth never stops on its own while it serves.
+
+/** One request on its own TLS connection; resolves with the status line and the serving worker's pid (from its access line). */
+function get(port: number, pki: TestPki, path: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let reply = '';
+    const socket = tls.connect({ host: '127.0.0.1', servername: 'localhost', port, ca: pki.ca }, () => {
+      socket.write(`GET ${path} HTTP/1.1\r\nHost: localhost:${port}\r\nConnection: close\r\n\r\n`);
+    });
+    socket.on('data', (d: Buffer) => (reply += d.toString('latin1')));
+    socket.on('end', () => resolve(reply.split('\r\n')[0] ?? ''));
+    socket.on('error', reject);
+    socket.setTimeout(20_000, () => socket.destroy(new Error('no answer in 20 s')));
+  });
+}
+
+/** Answers /v2/bad/… with a reason phrase Node refuses to write on, everything else 200. */
+async function trickyUpstream(t: Test): Promise<string> {
+  const server = net.createServer((socket) => {
+    let head = '';
+    socket.on('data', (d: Buffer) => {
+      head += d.toString('latin1');
+      if (!head.includes('\r\n\r\n')) return;
+      const bad = head.startsWith('GET /v2/bad/');
+      head = '';
+      socket.write(bad ? 'HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\n{}' : 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}', 'latin1');
+    });
+    socket.on('error', () => undefined);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.close();
+  });
+  return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
+}
+
+t.test('two workers: malformed answers do not kill them, and workers killed one after another are replaced', async (t) => {
+  const upstream = await trickyUpstream(t);
+  const pki = await makeTestPki();
+  const berth = await startCli(['--workers', '2', '--upstream', upstream, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile]);
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+
+  for (let i = 0; i < 8; i++) t.equal(await get(berth.port, pki, `/v2/bad/${i}`), 'HTTP/1.1 502 Bad Gateway', `malformed answer ${i}: 502`);
+  t.equal(await get(berth.port, pki, '/v2/good'), 'HTTP/1.1 200 OK');
+  t.notOk(berth.lines.some((l) => String(l.msg).startsWith('worker died')), 'no worker died');
+
+  // Kill the worker that served the latest request, six times, each time once its
+  // replacement serves.
+  const seen = new Set<number>();
+  for (const line of berth.lines) if (line.msg === 'request') seen.add(line.pid as number);
+  for (let round = 0; round < 6; round++) {
+    const path = `/v2/round/${round}`;
+    t.equal(await get(berth.port, pki, path), 'HTTP/1.1 200 OK');
+    const victim = (await berth.waitForLine((l) => l.path === path)).pid as number;
+    process.kill(victim, 'SIGKILL');
+    const died = await berth.waitForLine((l) => l.msg === 'worker died; starting another' && l.worker === victim);
+    t.match(died, { signal: 'SIGKILL', restartIn: /^\d+(\.\d+)?s$/ }, `round ${round}: the primary replaces worker ${victim} (after ${String(died.restartIn)})`);
+    // Requests go on being served meanwhile, and the replacement serves too.
+    let fresh = false;
+    for (let i = 0; i < 200 && !fresh; i++) {
+      const probe = `/v2/round/${round}/probe/${i}`;
+      t.equal(await get(berth.port, pki, probe), 'HTTP/1.1 200 OK', `round ${round}: served while a worker is replaced`);
+      const pid = (await berth.waitForLine((l) => l.path === probe)).pid as number;
+      fresh = !seen.has(pid);
+      seen.add(pid);
+      if (!fresh) await new Promise((r) => setTimeout(r, 100));
+    }
+    t.ok(fresh, `round ${round}: a new worker serves`);
+  }
+  t.notOk(berth.lines.some((l) => l.level === 60), 'berth never gave up');
+  t.equal(berth.child.exitCode, null, 'the primary still runs');
+  t.equal(await stopCli(berth.child), 0);
+});
