@@ -107,10 +107,16 @@ export const KEYS: readonly KeySpec[] = [
     doc: 'L4 load balancers (CIDRs) whose connections may start with a PROXY protocol v1/v2 header; its client address then counts as the peer. From anyone else no header is read.',
   },
   {
+    path: 'timeouts.handshake',
+    kind: 'duration',
+    default: '10s',
+    doc: 'Time a client has to complete the TLS handshake after it connects; a connection that does not is closed (it holds a descriptor and a connection slot meanwhile).',
+  },
+  {
     path: 'timeouts.headers',
     kind: 'duration',
     default: '60s',
-    doc: 'Time a client has to complete the TLS handshake, and then to send a complete request header section (slowloris guard).',
+    doc: 'Time a client has to send a complete request header section once connected (slowloris guard).',
   },
   {
     path: 'timeouts.clientIdle',
@@ -160,13 +166,13 @@ export const KEYS: readonly KeySpec[] = [
     path: 'limits.connections',
     kind: 'count',
     default: '10000',
-    doc: 'Open client connections per serving process; one over it is answered 503 (retry shortly) and closed. The HTTP listener has the same cap (past it, new connections are closed). 0 = no cap.',
+    doc: 'Open client connections per serving process, counted as they are accepted; one over it is answered 503 (retry shortly) and closed, and when 64 such answers are already pending, new connections are closed at once. Lowered to what the file descriptor limit (ulimit -n) allows, with a warning. The HTTP listener has the same cap (past it, new connections are closed). 0 = no cap.',
   },
   {
     path: 'limits.connectionsPerClient',
     kind: 'count',
     default: '512',
-    doc: 'Open connections per client address, per serving process; one over it is answered 429 and closed. Clients behind one NAT share an address: keep it generous. 0 = no cap.',
+    doc: 'Open connections per client address, per serving process, counted as they are accepted; one over it is answered 429 and closed (or closed at once, as for limits.connections). Clients behind one NAT share an address: keep it generous. 0 = no cap.',
   },
   {
     path: 'limits.requestsPerConnection',

@@ -18,6 +18,7 @@ export interface Config {
   /** serverNames as configured (publicOrigin's host is served too). */
   readonly serverNames: readonly string[];
   readonly timeouts: {
+    readonly handshake: number;
     readonly headers: number;
     readonly clientIdle: number;
     readonly keepAlive: number;
@@ -216,7 +217,7 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
   if ((cert === undefined) !== (key === undefined)) {
     throw new ConfigError(cert === undefined ? 'tls.cert' : 'tls.key', 'tls.cert and tls.key must be set together');
   }
-  for (const path of ['timeouts.headers', 'timeouts.upstreamConnect', 'timeouts.keepAlive']) {
+  for (const path of ['timeouts.handshake', 'timeouts.headers', 'timeouts.upstreamConnect', 'timeouts.keepAlive']) {
     if (get<number>(path) === 0) throw new ConfigError(path, 'expected a duration above 0');
   }
   return Object.freeze({
@@ -228,6 +229,7 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
     serverNames: Object.freeze(get<string[]>('serverNames')),
     proxyProtocol: Object.freeze({ from: get<AddressSet>('proxyProtocol.from') }),
     timeouts: Object.freeze({
+      handshake: get<number>('timeouts.handshake'),
       headers: get<number>('timeouts.headers'),
       clientIdle: get<number>('timeouts.clientIdle'),
       keepAlive: get<number>('timeouts.keepAlive'),

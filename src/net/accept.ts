@@ -17,8 +17,8 @@ export interface AcceptOptions {
   /** Time a trusted source has to send its header, ms. */
   readonly headerTimeout: number;
   readonly logger: Logger;
-  /** Called once per connection with its client address, before TLS; may mark it refused. */
-  readonly admit: (socket: Socket, client: string) => void;
+  /** Called once per connection with its client address, before TLS; may mark it refused, or close it (false). */
+  readonly admit: (socket: Socket, client: string) => boolean;
 }
 
 /** Client addresses learnt from PROXY headers, by the TCP peer (shared by the TLS socket on top). */
@@ -40,7 +40,7 @@ export function acceptConnections(server: Server, options: AcceptOptions): void 
   const tlsListeners = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
   const handOver = (socket: Socket, client: string): void => {
-    options.admit(socket, client);
+    if (!options.admit(socket, client)) return;
     for (const listener of tlsListeners) listener.call(server, socket);
   };
 

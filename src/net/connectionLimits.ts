@@ -1,11 +1,17 @@
+import fs from 'node:fs';
 import type { Socket } from 'node:net';
 import { keyOf } from './accept.js';
 
 /**
- * Caps on open client connections, overall and per client address. A connection over a
- * cap is still accepted and gets a clean answer to its first request (503, or 429 for
- * one client's excess, in the registry's error shape) and is then closed: a client sees
- * why and can retry, where a dropped connection looks like a network fault.
+ * Caps on open client connections, overall and per client address, enforced as each
+ * connection is accepted, before its TLS handshake: a connection that never completes a
+ * handshake or a request holds a descriptor all the same. A connection over a cap is
+ * still given a clean answer to its first request (503, or 429 for one client's excess,
+ * in the registry's error shape) and is then closed: a client sees why and can retry,
+ * where a dropped connection looks like a network fault. At most REFUSALS_ANSWERED such
+ * answers are pending at once, each for at most the handshake deadline and one request;
+ * past that, connections over a cap are closed at once, so a flood of idle connections
+ * holds no more than the caps plus that many descriptors.
  */
 export interface ConnectionLimits {
   /** Open connections per process; 0 = no cap. */
@@ -15,6 +21,9 @@ export interface ConnectionLimits {
 }
 
 export type Refusal = 'too_many_connections' | 'too_many_client_connections';
+
+/** Connections over a cap that are given an answer at the same time; more are closed at once. */
+export const REFUSALS_ANSWERED = 64;
 
 /**
  * Counted on the TCP connection, read on the TLS socket above it: both have the same peer
@@ -27,28 +36,74 @@ export function refusalOf(socket: Socket): Refusal | undefined {
   return refusals.size === 0 ? undefined : refusals.get(keyOf(socket));
 }
 
-/** Returns the admission step for acceptConnections: counts the connection, marks it refused when over a cap. */
-export function connectionCounter(limits: ConnectionLimits, onRefuse: (reason: Refusal) => void): (socket: Socket, client: string) => void {
-  if (limits.total === 0 && limits.perClient === 0) return () => undefined;
+export interface AdmissionEvents {
+  /** A connection over a cap: `answered` gets a 503/429, `closed` was closed at once. */
+  refused(reason: Refusal, how: 'answered' | 'closed'): void;
+}
+
+/**
+ * Returns the admission step for acceptConnections: counts the connection and returns
+ * true to hand it to TLS; marks it refused when over a cap, or closes it and returns false
+ * when too many refusals are pending. `answerWithin` bounds how long a refused connection
+ * may take to ask its request (ms).
+ */
+export function connectionCounter(limits: ConnectionLimits, events: AdmissionEvents, answerWithin: number): (socket: Socket, client: string) => boolean {
+  if (limits.total === 0 && limits.perClient === 0) return () => true;
   let open = 0;
+  let answering = 0;
   const perClient = new Map<string, number>();
   return (socket, client) => {
     const mine = (perClient.get(client) ?? 0) + 1;
+    const reason: Refusal | undefined =
+      limits.total > 0 && open >= limits.total ? 'too_many_connections' : limits.perClient > 0 && mine > limits.perClient ? 'too_many_client_connections' : undefined;
+    if (reason && answering >= REFUSALS_ANSWERED) {
+      events.refused(reason, 'closed');
+      socket.destroy();
+      return false;
+    }
     open++;
     perClient.set(client, mine);
     const key = keyOf(socket);
+    let timer: NodeJS.Timeout | undefined;
+    if (reason) {
+      answering++;
+      refusals.set(key, reason);
+      timer = setTimeout(() => socket.destroy(), answerWithin);
+      timer.unref();
+      events.refused(reason, 'answered');
+    }
     socket.once('close', () => {
-      refusals.delete(key);
+      if (reason) {
+        answering--;
+        clearTimeout(timer);
+        refusals.delete(key);
+      }
       open--;
       const left = (perClient.get(client) ?? 1) - 1;
       if (left === 0) perClient.delete(client);
       else perClient.set(client, left);
     });
-    const reason: Refusal | undefined =
-      limits.total > 0 && open > limits.total ? 'too_many_connections' : limits.perClient > 0 && mine > limits.perClient ? 'too_many_client_connections' : undefined;
-    if (reason) {
-      refusals.set(key, reason);
-      onRefuse(reason);
-    }
+    return true;
   };
+}
+
+/** Descriptors a process keeps for itself: logs, the listeners, certificate reloads, Node's own. */
+const DESCRIPTORS_RESERVED = 128;
+
+/**
+ * The most client connections the process's file descriptor limit allows: each may need
+ * one upstream connection too, and refused connections wait for their answer. Undefined
+ * where the limit cannot be read (not Linux) or is unlimited.
+ */
+export function connectionsForDescriptors(limitsFile = '/proc/self/limits'): { connections: number; descriptors: number } | undefined {
+  let text: string;
+  try {
+    text = fs.readFileSync(limitsFile, 'utf8');
+  } catch {
+    return undefined;
+  }
+  const soft = /^Max open files\s+(\d+|unlimited)/m.exec(text)?.[1];
+  if (soft === undefined || soft === 'unlimited') return undefined;
+  const descriptors = Number(soft);
+  return { descriptors, connections: Math.max(16, Math.floor((descriptors - DESCRIPTORS_RESERVED - REFUSALS_ANSWERED) / 2)) };
 }

@@ -21,6 +21,7 @@ export const ERRORS = {
   upstream_bad_response: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry sent a malformed response' },
   upstream_timeout: { status: 504, code: 'UNAVAILABLE', message: 'berth: the registry did not answer in time' },
   upstream_connect_timeout: { status: 504, code: 'UNAVAILABLE', message: 'berth: timed out connecting to the registry' },
+  descriptors_exhausted: { status: 503, code: 'TOOMANYREQUESTS', message: 'berth: out of file descriptors; retry shortly' },
   too_many_connections: { status: 503, code: 'TOOMANYREQUESTS', message: 'berth: too many open connections; retry shortly' },
   too_many_client_connections: { status: 429, code: 'TOOMANYREQUESTS', message: 'berth: too many open connections from this address; close some, or retry shortly' },
   client_gone: { status: 499, code: 'UNKNOWN', message: 'client closed the connection' },
@@ -58,6 +59,7 @@ export function classify(err: unknown): ProxyError {
   const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
   if (UNREACHABLE.has(code)) return new ProxyError('upstream_unreachable', { cause: err, detail: code });
   if (RESET.has(code)) return new ProxyError('upstream_reset', { cause: err, detail: code });
+  if (code === 'EMFILE' || code === 'ENFILE') return new ProxyError('descriptors_exhausted', { cause: err, detail: code });
   if (code === 'ETIMEDOUT') return new ProxyError('upstream_connect_timeout', { cause: err });
   if (code.startsWith('HPE_')) return new ProxyError('upstream_bad_response', { cause: err, detail: code });
   // OpenSSL's verification codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_HAS_EXPIRED, …) and Node's ERR_TLS_* / ERR_SSL_*.

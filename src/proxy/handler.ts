@@ -252,6 +252,7 @@ function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerRe
   deps.awaitingUpstream.delete(req.socket);
   if (res.writableEnded) return; // the answer was complete; a late upstream error changes nothing
   const error = req.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
+  if (error.kind === 'descriptors_exhausted') deps.logger.error({ detail: error.detail }, 'out of file descriptors: no connection to the registry could be opened (raise ulimit -n, or lower limits.connections)');
   record.error ??= error; // berth's own reason for closing (bad_framing) stays the one logged
   if (error.kind !== 'client_gone') sendError(req, res, error, hstsHeaders(ctx, deps));
 }

@@ -10,7 +10,7 @@ import { createHandler } from '../proxy/handler.js';
 import { createTransport } from '../proxy/transport.js';
 import { nameSet, type NameSet } from '../net/names.js';
 import { InFlight } from '../observe/inFlight.js';
-import { createServingMetrics } from '../observe/metrics.js';
+import { createServingMetrics, type ServingMetrics } from '../observe/metrics.js';
 import type { TlsMaterial } from '../tls/material.js';
 import { TLS_PROFILE } from '../tls/profile.js';
 import type { TicketKeySource } from '../tls/ticketKeys.js';
@@ -18,7 +18,7 @@ import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
 import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer } from './https.js';
 import { acceptConnections } from '../net/accept.js';
-import { connectionCounter } from '../net/connectionLimits.js';
+import { connectionCounter, connectionsForDescriptors, type AdmissionEvents, type ConnectionLimits } from '../net/connectionLimits.js';
 import { createRedirectServer } from './redirect.js';
 
 export interface Berth {
@@ -99,7 +99,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     proxyFrom: config.proxyProtocol.from,
     headerTimeout: config.timeouts.headers,
     logger,
-    admit: connectionCounter({ total: config.limits.connections, perClient: config.limits.connectionsPerClient }, (reason) => metrics.connectionRefused(reason)),
+    admit: connectionCounter(connectionCaps(config, logger), refusalReporter(metrics, logger), config.timeouts.handshake + Math.min(config.timeouts.headers, 10_000)),
   });
   const startLeaf = new crypto.X509Certificate(tls.cert);
   const drain = createDrain({ server, inFlight, logger, grace: config.shutdown.grace });
@@ -147,6 +147,41 @@ function watchTls(server: https.Server, certFile: string, keyFile: string, curre
     logger,
     apply: (pair) => server.setSecureContext({ ...TLS_PROFILE, cert: pair.cert, key: pair.key, ticketKeys: server.getTicketKeys() }),
   });
+}
+
+/**
+ * The connection caps in force: limits.connections, lowered to what the process's file
+ * descriptor limit allows (a client connection may need an upstream one too). Past the
+ * descriptor limit the kernel's accept fails and Node closes new connections without a
+ * word; under the cap, berth refuses them itself, and says so.
+ */
+function connectionCaps(config: Config, logger: Logger): ConnectionLimits {
+  const { connections, connectionsPerClient } = config.limits;
+  const fit = connectionsForDescriptors();
+  if (fit === undefined || (connections !== 0 && connections <= fit.connections)) return { total: connections, perClient: connectionsPerClient };
+  logger.warn(
+    { configured: connections === 0 ? 'no cap' : connections, connections: fit.connections, fileDescriptors: fit.descriptors },
+    `limits.connections lowered to ${fit.connections}: the file descriptor limit (ulimit -n ${fit.descriptors}) allows no more; raise it to serve more`,
+  );
+  return { total: fit.connections, perClient: connectionsPerClient };
+}
+
+/** Counts refusals; closing new connections outright is logged, at most once every 10 s. */
+function refusalReporter(metrics: ServingMetrics, logger: Logger): AdmissionEvents {
+  let closed = 0;
+  let quietUntil = 0;
+  return {
+    refused(reason, how) {
+      metrics.connectionRefused(reason);
+      if (how !== 'closed') return;
+      closed++;
+      const now = Date.now();
+      if (now < quietUntil) return;
+      quietUntil = now + 10_000;
+      logger.warn({ reason, closed }, 'connection caps reached and refusals pending: new connections are closed at once');
+      closed = 0;
+    },
+  };
 }
 
 function listen(server: http.Server, at: { host: string | undefined; port: number }): Promise<void> {

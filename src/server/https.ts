@@ -44,10 +44,9 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
       ...(options.ticketKeys ? { ticketKeys: options.ticketKeys.current() } : {}),
       requestTimeout: 0,
       ...headerTimeout(config.timeouts.headers),
-      // The TLS handshake gets the same time as the header section (nginx's
-      // client_header_timeout covers both); Node's own default is 120 s, long enough for
-      // idle or dribbling connections to hold every slot of limits.connections.
-      handshakeTimeout: config.timeouts.headers > 0 ? config.timeouts.headers : 120_000,
+      // Node's own default is 120 s, long enough for idle or dribbling connections to hold
+      // every slot of limits.connections (nginx: ssl_handshake_timeout).
+      handshakeTimeout: config.timeouts.handshake,
       keepAliveTimeout: config.timeouts.keepAlive,
       // Never enable insecureHTTPParser: the strict parser is what keeps smuggled requests out.
       insecureHTTPParser: false,

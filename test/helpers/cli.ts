@@ -44,11 +44,14 @@ export interface RunningCli {
 }
 
 /** Starts berth as a child and resolves once it logs that it is serving, with its port. */
-export function startCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; nodeFlags?: readonly string[] } = {}): Promise<RunningCli> {
+export function startCli(args: readonly string[], options: { cwd?: string; env?: Record<string, string>; nodeFlags?: readonly string[]; wrapper?: readonly string[] } = {}): Promise<RunningCli> {
   return new Promise((resolve, reject) => {
     // Tests run side by side: each berth gets its own admin port unless a test picks one.
     const own = args.includes('--admin-listen') || options.env?.BERTH_ADMIN_LISTEN !== undefined;
-    const child = spawn(process.execPath, [...(options.nodeFlags ?? NODE_FLAGS), CLI, ...args, ...(own ? [] : ['--admin-listen', '127.0.0.1:0'])], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
+    // A wrapper (e.g. prlimit with its options) runs node as its last argument.
+    const [command, ...wrapperArgs] = [...(options.wrapper ?? []), process.execPath];
+    const nodeArgs = [...(options.nodeFlags ?? NODE_FLAGS), CLI, ...args, ...(own ? [] : ['--admin-listen', '127.0.0.1:0'])];
+    const child = spawn(command!, [...wrapperArgs, ...nodeArgs], { cwd: options.cwd, env: cleanEnv(options.env), stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: Record<string, unknown>[] = [];
     const events = new EventEmitter();
     // Scans by index: several lines can arrive in one chunk, emitted before a waiter re-arms.

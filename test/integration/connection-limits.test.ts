@@ -1,7 +1,11 @@
 import { once } from 'node:events';
+import fs from 'node:fs';
+import net from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
+import { startCli, stopCli } from '../helpers/cli.js';
+import { makeTestPki } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /** A kept-alive TLS connection; get() sends one request on it and resolves with the raw answer. */
@@ -86,4 +90,49 @@ t.test('requests per connection: the last allowed answer says "Connection: close
   const fresh = await open(tb);
   t.match(await fresh.get('/v2/c'), /^HTTP\/1\.1 200 /, 'a new connection is served');
   fresh.socket.destroy();
+});
+
+t.test('caps act at accept: a flood of idle connections cannot take the file descriptors', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('{}'));
+  const pki = await makeTestPki();
+  // 512 descriptors for the whole process: without caps at accept, 600 idle connections
+  // (no handshake, no request) exhaust them, and the kernel's accept then fails silently.
+  const berth = await startCli(['--workers', '1', '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile], {
+    wrapper: ['prlimit', '--nofile=512:512'],
+    env: { BERTH_LIMITS_CONNECTIONS_PER_CLIENT: '16' },
+  });
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  const lowered = berth.lines.find((l) => String(l.msg).startsWith('limits.connections lowered'));
+  t.match(lowered, { level: 40, fileDescriptors: 512, connections: 160 }, 'the cap is lowered to what 512 descriptors allow, with a warning');
+
+  const idle: net.Socket[] = [];
+  t.teardown(() => idle.forEach((s) => s.destroy()));
+  let closedByBerth = 0;
+  for (let i = 0; i < 600; i++) {
+    const socket = net.connect({ port: berth.port, host: '127.0.0.1' });
+    socket.on('error', () => undefined);
+    socket.on('close', () => closedByBerth++);
+    idle.push(socket);
+    await once(socket, 'connect').catch(() => undefined);
+  }
+  await new Promise((r) => setTimeout(r, 500));
+  t.ok(closedByBerth >= 600 - 16 - 64, `connections past the caps and the pending refusals were closed at once (${closedByBerth})`);
+  const fds = fs.readdirSync(`/proc/${berth.child.pid}/fd`).length;
+  t.ok(fds < 200, `berth holds ${fds} descriptors`);
+  await berth.waitForLine((l) => l.msg === 'connection caps reached and refusals pending: new connections are closed at once');
+
+  // Another client, from another address, is still served.
+  const other = await new Promise<string>((resolve, reject) => {
+    let reply = '';
+    const tcp = net.connect({ host: '127.0.0.1', localAddress: '127.0.0.2', port: berth.port });
+    const socket = tls.connect({ socket: tcp, servername: 'localhost', ca: pki.ca }, () => {
+      socket.write(`GET /v2/ HTTP/1.1\r\nHost: localhost:${berth.port}\r\nConnection: close\r\n\r\n`);
+    });
+    socket.on('data', (d: Buffer) => (reply += d.toString()));
+    socket.on('end', () => resolve(reply));
+    socket.on('error', reject);
+  });
+  t.match(other, /^HTTP\/1\.1 200 /, 'a client from another address is served meanwhile');
+  idle.forEach((s) => s.destroy());
+  t.equal(await stopCli(berth.child), 0);
 });

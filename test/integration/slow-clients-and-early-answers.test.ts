@@ -179,9 +179,9 @@ t.test("berth's own early answers (a dead upstream's 502, a misdirected 421) lin
   }
 });
 
-t.test('a TLS handshake that never completes is cut after timeouts.headers (Node would wait 120 s)', async (t) => {
+t.test('a TLS handshake that never completes is cut after timeouts.handshake (Node would wait 120 s)', async (t) => {
   const up = await startUpstream(t, (_req, res) => res.end('{}'));
-  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.headers': '1s' });
+  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.handshake': '1s' });
   for (const [what, bytes] of [
     ['nothing sent', Buffer.alloc(0)],
     ['half a ClientHello', Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03])],

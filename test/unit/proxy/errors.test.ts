@@ -11,6 +11,8 @@ t.test('transport errors map to one catalogued error each', async (t) => {
     [errno('ECONNRESET'), 'upstream_reset', 502],
     [errno('EPIPE'), 'upstream_reset', 502],
     [errno('ETIMEDOUT'), 'upstream_connect_timeout', 504],
+    [errno('EMFILE'), 'descriptors_exhausted', 503],
+    [errno('ENFILE'), 'descriptors_exhausted', 503],
     [errno('HPE_INVALID_CONSTANT'), 'upstream_bad_response', 502],
     [errno('ERR_TLS_CERT_ALTNAME_INVALID'), 'upstream_tls', 502],
     [errno('UNABLE_TO_VERIFY_LEAF_SIGNATURE'), 'upstream_tls', 502],
