@@ -1,5 +1,5 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { headerTimeout } from '../net/headerTimeout.js';
 import type { Readiness } from './readiness.js';
@@ -28,13 +28,23 @@ export interface Admin {
  */
 export const ADMIN_MAX_CONNECTIONS = 128;
 
+/** Open connections one address may hold, so that one client cannot starve the kubelet's probes. */
+export const ADMIN_MAX_PER_CLIENT = 16;
+
+/**
+ * Longest time a request may take to arrive: probes send a few bytes at once, and a
+ * connection idling without a request (or between requests) frees its slot this soon.
+ */
+export const ADMIN_REQUEST_DEADLINE_MS = 5000;
+
 export interface AdminLimits {
-  /** Time to receive a whole request (headers; admin requests have no body), ms. */
+  /** Time to receive a whole request (headers; admin requests have no body), ms; at most ADMIN_REQUEST_DEADLINE_MS. */
   readonly headersTimeout: number;
 }
 
 export async function startAdmin(listen: { host: string | undefined; port: number }, sources: AdminSources, logger: Logger, limits: AdminLimits): Promise<Admin> {
-  const server = http.createServer({ ...headerTimeout(limits.headersTimeout), requestTimeout: limits.headersTimeout }, (req, res) => {
+  const deadline = Math.min(limits.headersTimeout, ADMIN_REQUEST_DEADLINE_MS);
+  const server = http.createServer({ ...headerTimeout(deadline), requestTimeout: deadline, keepAliveTimeout: deadline }, (req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.writeHead(405, { allow: 'GET, HEAD', 'content-type': 'text/plain' }).end('method not allowed\n');
@@ -59,8 +69,19 @@ export async function startAdmin(listen: { host: string | undefined; port: numbe
         return send(404, 'text/plain', 'not found: /healthz, /readyz, /metrics\n');
     }
   });
-  server.keepAliveTimeout = 5000;
   server.maxConnections = ADMIN_MAX_CONNECTIONS;
+  const perClient = new Map<string, number>();
+  server.on('connection', (socket: Socket) => {
+    const client = socket.remoteAddress ?? '';
+    const open = (perClient.get(client) ?? 0) + 1;
+    if (open > ADMIN_MAX_PER_CLIENT) return void socket.destroy();
+    perClient.set(client, open);
+    socket.once('close', () => {
+      const left = (perClient.get(client) ?? 1) - 1;
+      if (left === 0) perClient.delete(client);
+      else perClient.set(client, left);
+    });
+  });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen({ host: listen.host, port: listen.port }, () => {

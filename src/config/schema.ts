@@ -160,7 +160,7 @@ export const KEYS: readonly KeySpec[] = [
     kind: 'optionalListen',
     default: '127.0.0.1:8444',
     flag: 'admin-listen',
-    doc: 'Plain-HTTP admin listener for /healthz, /readyz and /metrics; loopback by default (in a pod, ":8444" so the kubelet can probe it). It keeps at most 128 open connections and gives each request timeouts.headers. "off" disables it.',
+    doc: 'Plain-HTTP admin listener for /healthz, /readyz and /metrics; loopback by default (in a pod, ":8444" so the kubelet can probe it). It keeps at most 128 open connections, 16 per client address, and gives each request at most 5 s (or timeouts.headers, if shorter) to arrive. "off" disables it.',
   },
   {
     path: 'limits.connections',
