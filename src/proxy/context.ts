@@ -33,6 +33,10 @@ export interface RequestContext {
   readonly headers: IncomingHttpHeaders;
   /** The server name the client sent in its TLS handshake (SNI), if any. */
   readonly sni: string | undefined;
+  /** The port the client connected to (berth's listener, as seen from inside a container). */
+  readonly localPort: number | undefined;
+  /** How many Host header lines the request had (req.headers keeps only the first). */
+  readonly hostLines: number;
   /** The TCP peer (or the client a PROXY protocol header named): the client, or a proxy in front of berth. */
   readonly peer: string;
   /** The peer is in trustedProxies. */
@@ -51,7 +55,8 @@ export function createContext(
     method?: string | undefined;
     url?: string | undefined;
     headers: IncomingHttpHeaders;
-    socket: { remoteAddress?: string | undefined; remotePort?: number | undefined; servername?: string | false | null | undefined };
+    rawHeaders?: readonly string[];
+    socket: { remoteAddress?: string | undefined; remotePort?: number | undefined; localPort?: number | undefined; servername?: string | false | null | undefined };
   },
 ): RequestContext {
   // Behind an L4 balancer speaking the PROXY protocol, the client it names is the peer.
@@ -62,6 +67,8 @@ export function createContext(
     url: req.url ?? '/',
     headers: req.headers,
     sni: typeof req.socket.servername === 'string' ? req.socket.servername : undefined,
+    localPort: req.socket.localPort,
+    hostLines: req.rawHeaders ? countHostLines(req.rawHeaders) : req.headers.host === undefined ? 0 : 1,
     peer,
     trusted: settings.trustedProxies.has(peer),
     publicOrigin: settings.publicOrigin ?? '',
@@ -72,3 +79,12 @@ export function createContext(
 
 /** A step on the way in: reads and changes the context, throws a ProxyError to answer instead. */
 export type RequestPass = (ctx: RequestContext) => void;
+
+function countHostLines(raw: readonly string[]): number {
+  let n = 0;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+  }
+  return n;
+}

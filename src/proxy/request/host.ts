@@ -1,8 +1,8 @@
-import type { RequestPass } from '../context.js';
+import type { RequestContext, RequestPass } from '../context.js';
 import { ProxyError } from '../errors.js';
 
-/** An authority as RFC 3986 allows it in Host: reg-name or bracketed IPv6, optional port; group 1 is the host. */
-export const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::\d{1,5})?$/;
+/** An authority as RFC 3986 allows it in Host: reg-name or bracketed IPv6, optional port; group 1 is the host, group 2 the port. */
+export const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::(\d{1,5}))?$/;
 /** absolute-form request target (RFC 9112 §3.2.2): scheme, authority, then the origin-form part. */
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([\s\S]*)$/i;
 
@@ -10,8 +10,10 @@ const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([\s\S]*)$/i;
  * Checks the Host header and decides the public origin. Host is forwarded unchanged
  * (port included): the registry builds upload URLs and Harbor its token realm from it.
  * Since Host flows into Location headers, anything that is not a plain authority
- * ("evil.example/x?") is refused before it can; and when the served names are known
- * (publicOrigin, serverNames), a Host or TLS SNI naming any other host is misdirected (421).
+ * ("evil.example/x?") is refused before it can, and so is a request with two Host lines
+ * (berth and the upstream could each take another). When the served names are known
+ * (publicOrigin, serverNames), a Host or TLS SNI naming any other host, or a port clients
+ * cannot reach berth on, is misdirected (421).
  */
 export const checkHost: RequestPass = (ctx) => {
   // A server must accept absolute-form and then ignore Host (RFC 9112 §3.2.2). The upstream
@@ -19,16 +21,36 @@ export const checkHost: RequestPass = (ctx) => {
   const absolute = ABSOLUTE_FORM.exec(ctx.url);
   if (absolute) {
     ctx.headers.host = absolute[1]!;
-    ctx.url = absolute[2] || '/';
+    const rest = absolute[2]!;
+    ctx.url = rest.startsWith('/') ? rest : `/${rest}`; // "http://host?x=1" asks for "/?x=1"
   } else if (!ctx.url.startsWith('/')) {
     throw new ProxyError('bad_target');
   }
+  if (ctx.hostLines > 1) throw new ProxyError('host_required', { detail: `${ctx.hostLines} Host lines` });
   const names = ctx.settings.names;
   if (names && ctx.sni !== undefined && !names.matches(ctx.sni)) throw new ProxyError('misdirected', { detail: `SNI ${ctx.sni}` });
+  if (ctx.headers.host === undefined) {
+    // HTTP/1.0 without Host: the public origin's authority stands in, so that the
+    // upstream never builds URLs on its own address. Without one there is nothing to use.
+    if (ctx.settings.publicOrigin === undefined) throw new ProxyError('host_required', { detail: 'no Host' });
+    ctx.headers.host = ctx.settings.publicOrigin.slice('https://'.length);
+    return;
+  }
   const host = ctx.headers.host;
-  if (host === undefined) return; // HTTP/1.0 without Host: nothing to check, nothing to build from
   const match = HOST.exec(host);
   if (!match) throw new ProxyError('bad_host');
   if (names && !names.matches(match[1]!)) throw new ProxyError('misdirected', { detail: `Host ${host}` });
+  if (names && match[2] !== undefined && !servedPort(Number(match[2]), ctx)) throw new ProxyError('misdirected', { detail: `Host ${host}: not a port berth is reached on` });
   if (ctx.settings.publicOrigin === undefined) ctx.publicOrigin = `https://${host}`;
 };
+
+/**
+ * The ports a Host may name when names are enforced: publicOrigin's (443 without one) and
+ * the one the client connected to. Any other flows into the registry's upload URLs and
+ * sends the client to a port nothing listens on.
+ */
+function servedPort(port: number, ctx: RequestContext): boolean {
+  const publicOrigin = ctx.settings.publicOrigin;
+  const publicPort = publicOrigin === undefined ? 443 : Number(/:(\d+)$/.exec(publicOrigin)?.[1] ?? 443);
+  return port === publicPort || port === ctx.localPort;
+}

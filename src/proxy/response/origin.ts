@@ -26,6 +26,11 @@ function parseAuthority(text: string, scheme: string): Authority | undefined {
   return { host: match[1]!.toLowerCase(), port: match[2] || DEFAULT_PORT[scheme] || '' };
 }
 
+/** The port as written in an authority ("" when there is none). */
+function writtenPort(authority: string): string {
+  return /:(\d*)$/.exec(authority.replace(/^\[[^\]]*\]/, ''))?.[1] ?? '';
+}
+
 function originAuthority(url: URL): Authority {
   const scheme = url.protocol.slice(0, -1);
   return { host: url.hostname.toLowerCase(), port: url.port || DEFAULT_PORT[scheme] || '' };
@@ -33,9 +38,10 @@ function originAuthority(url: URL): Authority {
 
 /**
  * Returns the rewritten URL, or undefined to leave the value untouched. Rewritten are
- * absolute (or scheme-relative) URLs on the upstream's origin, and http:// URLs on the
- * public host (its port, or no port: the registry or Harbor built it without knowing
- * TLS is terminated in front). Relative URLs and other hosts are left alone.
+ * absolute (or scheme-relative) URLs on the upstream's origin (or its authority under
+ * https), and http:// URLs on the public host (its port, or no port: the registry or
+ * Harbor built it without knowing TLS is terminated in front). Relative URLs and other
+ * hosts are left alone.
  */
 export function rewriteToPublic(value: string, view: OriginView): string | undefined {
   if (!view.publicOrigin) return undefined;
@@ -48,7 +54,12 @@ export function rewriteToPublic(value: string, view: OriginView): string | undef
   const rest = match[3]!;
 
   const upstream = originAuthority(view.upstream);
-  const onUpstream = scheme === upstreamScheme && authority.host === upstream.host && authority.port === upstream.port;
+  // The upstream's origin, or its authority under https: a registry told the request came
+  // over https (X-Forwarded-Proto) builds https URLs from the Host it got, which is the
+  // upstream's own authority when no client-facing one was known.
+  const onUpstream =
+    authority.host === upstream.host &&
+    ((scheme === upstreamScheme && authority.port === upstream.port) || (scheme === 'https' && writtenPort(match[2]!) === view.upstream.port));
 
   const pub = originAuthority(new URL(view.publicOrigin));
   const publicOverHttp =

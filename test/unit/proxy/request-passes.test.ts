@@ -84,9 +84,15 @@ t.test('Host is checked and decides the public origin', async (t) => {
   t.equal(bareAbsolute.url, '/');
   t.throws(() => checkHost(createContext(settings(), { method: 'GET', url: 'http://a b/x', headers: {}, socket: {} })), ProxyError, 'a bad authority in absolute-form');
   t.throws(() => checkHost(createContext(settings(), { method: 'OPTIONS', url: '*', headers: { host: 'r' }, socket: {} })), ProxyError, 'asterisk-form');
-  const noHost = ctxFor({});
+  t.throws(() => checkHost(ctxFor({})), ProxyError, 'HTTP/1.0 without Host and no publicOrigin: refused, never forwarded on the upstream authority');
+  const noHost = ctxFor({}, undefined, settings([], 'https://reg.example.com:8443'));
   checkHost(noHost);
-  t.equal(noHost.publicOrigin, '', 'HTTP/1.0 without Host: no origin to build Locations from');
+  t.equal(noHost.headers.host, 'reg.example.com:8443', "HTTP/1.0 without Host: publicOrigin's authority stands in");
+  const twice = createContext(settings(), { method: 'GET', url: '/v2/', headers: { host: 'a' }, rawHeaders: ['Host', 'a', 'host', 'b'], socket: {} });
+  t.throws(() => checkHost(twice), ProxyError, 'two Host lines');
+  const query = createContext(settings(), { method: 'GET', url: 'http://reg.example.com?x=1', headers: {}, socket: {} });
+  checkHost(query);
+  t.equal(query.url, '/?x=1', 'absolute-form with an empty path and a query');
 });
 
 t.test('the passes in order: a Connection-named header cannot remove what berth sets', async (t) => {
