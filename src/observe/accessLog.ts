@@ -14,10 +14,20 @@ export interface Exchanged {
 
 /**
  * The `_state` query parameter of an upload URL is the registry's signed upload state;
- * anyone holding it can continue the upload, so it never reaches a log.
+ * anyone holding it can continue the upload, so it never reaches a log. The registry
+ * decodes parameter names (`%5Fstate` is `_state` to it), so names are compared decoded.
  */
 export function redactPath(url: string): string {
-  return url.replace(/([?&]_state=)[^&#]*/g, '$1REDACTED');
+  if (!url.includes('?')) return url;
+  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (whole, separator: string, name: string) => (decodedName(name) === '_state' ? `${separator}${name}=REDACTED` : whole));
+}
+
+function decodedName(name: string): string {
+  try {
+    return decodeURIComponent(name.replace(/\+/g, ' '));
+  } catch {
+    return name;
+  }
 }
 
 const UPLOAD_PATH = /\/blobs\/uploads\/([^/?#]+)/;

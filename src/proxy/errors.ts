@@ -93,6 +93,7 @@ export function sendError(req: IncomingMessage, res: ServerResponse, error: Prox
     ...extra,
   };
   if (registry) headers['docker-distribution-api-version'] = 'registry/2.0';
+  if (error.kind === 'method_not_allowed') headers.allow = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
   // The request body may not have been read: close the connection, but only once the rest
   // of the body is in, so that the client reads this answer instead of a reset.
   closeOnceBodyIn(req, res);

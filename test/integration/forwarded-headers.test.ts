@@ -51,3 +51,29 @@ t.test('a trusted proxy keeps its chain; berth appends and still sets proto and 
   const line = await waitForLog(tb, (l) => l.msg === 'request');
   t.equal(line.client, '10.1.2.3', 'the access log names the right-most untrusted address');
 });
+
+t.test('underscore spellings of forwarded headers are dropped, from untrusted and trusted peers alike', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  for (const trustedProxies of [[], ['127.0.0.0/8']]) {
+    const tb = await startTestBerth(t, { upstream: up.url, trustedProxies });
+    const before = up.seen.length;
+    await ask(tb, { path: '/v2/', headers: { X_Forwarded_Proto: 'http', x_forwarded_host: 'evil.example', X_Real_IP: '6.6.6.6', x_custom: 'kept' } });
+    const raw = up.seen[before]!.rawHeaders.filter((_, i) => i % 2 === 0).map((n) => n.toLowerCase());
+    const who = trustedProxies.length ? 'trusted' : 'untrusted';
+    t.notOk(raw.some((n) => /^(x_forwarded_|x_real_ip)/.test(n)), `${who}: no underscore spelling of a forwarding header reached the upstream (${raw.join(' ')})`);
+    t.equal(up.seen[before]!.headers.x_custom, 'kept', `${who}: other underscored headers pass`);
+    t.equal(up.seen[before]!.headers['x-forwarded-proto'], 'https');
+  }
+});
+
+t.test('TRACE is answered 405 and never forwarded (it would echo Authorization)', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  const tb = await startTestBerth(t, { upstream: up.url });
+  for (const method of ['TRACE']) {
+    const answer = await ask(tb, { method, path: '/v2/', headers: { authorization: 'Basic c2VjcmV0' } });
+    t.equal(answer.status, 405, method);
+    t.match(answer.headers.allow, /GET/, `${method}: with Allow`);
+    t.same(JSON.parse(answer.body.toString()), { errors: [{ code: 'UNSUPPORTED', message: 'berth: this method is not served', detail: null }] });
+  }
+  t.equal(up.seen.length, 0, 'nothing forwarded');
+});

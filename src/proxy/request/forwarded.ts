@@ -31,8 +31,12 @@ export const setForwarded: RequestPass = (ctx) => {
   const peer = normalizeAddress(ctx.peer);
   const inbound = ctx.trusted ? [headers['x-forwarded-for'] ?? []].flat().join(',') : '';
   for (const name of Object.keys(headers)) {
-    if (!isForwardingHeader(name)) continue;
-    if (!ctx.trusted || name.startsWith('x-forwarded-')) delete headers[name];
+    // X_Forwarded_Proto is X-Forwarded-Proto to a CGI-style upstream (both become
+    // HTTP_X_FORWARDED_PROTO): such spellings are dropped from everyone, as nginx ignores
+    // headers with underscores.
+    const underscored = name.includes('_');
+    if (!isForwardingHeader(underscored ? name.replace(/_/g, '-') : name)) continue;
+    if (underscored || !ctx.trusted || name.startsWith('x-forwarded-')) delete headers[name];
   }
   const chain = inbound
     .split(',')

@@ -14,6 +14,11 @@ const cases: [name: string, input: string, expected: string][] = [
   ['Basic challenge', 'Basic realm="Registry Realm"', 'Basic realm="Registry Realm"'],
   ['two challenges', 'Basic realm="x", Bearer realm="http://core:8080/t"', 'Basic realm="x", Bearer realm="https://harbor.example.com/t"'],
   ['empty', '', ''],
+  ['realm= inside another quoted parameter', 'Bearer error="see realm=http://core:8080/x",realm="http://core:8080/t"', 'Bearer error="see realm=http://core:8080/x",realm="https://harbor.example.com/t"'],
+  ['realm= inside a quoted service only', 'Bearer service="a,realm=http://core:8080/t",realm="https://auth.example.com/t"', 'Bearer service="a,realm=http://core:8080/t",realm="https://auth.example.com/t"'],
+  ['an escaped quote in a parameter', 'Bearer error_description="a \\" realm=http://core:8080/t",realm=http://core:8080/t', 'Bearer error_description="a \\" realm=http://core:8080/t",realm="https://harbor.example.com/t"'],
+  ['token68', 'Negotiate YWJj==, Bearer realm="http://core:8080/t"', 'Negotiate YWJj==, Bearer realm="https://harbor.example.com/t"'],
+  ['unterminated quote: left alone', 'Bearer realm="http://core:8080/t', 'Bearer realm="http://core:8080/t'],
 ];
 
 for (const [name, input, expected] of cases) t.equal(rewriteChallenge(input, view), expected, name);
