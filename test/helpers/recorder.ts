@@ -50,7 +50,9 @@ export async function startRecorder(t: Test): Promise<Recorder> {
     socket.on('data', (d: Buffer) => received.push(d));
   });
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
-    parseErrors.push(`${err.code ?? err.message}`);
+    // A reset, or a connection closed mid-request (berth dropping the upstream side of a
+    // request it gave up), is no parse error.
+    if (err.code?.startsWith('HPE_') && err.code !== 'HPE_INVALID_EOF_STATE') parseErrors.push(err.code);
     socket.destroy();
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
