@@ -15,7 +15,7 @@ t.test('defaults', async (t) => {
   t.equal(config.publicOrigin, undefined);
   t.same(config.tls, { cert: undefined, key: undefined, dir: 'certs', ticketKeyRotation: 12 * 3_600_000 });
   t.same(config.trustedProxies.cidrs, []);
-  t.same(config.timeouts, { headers: 60_000, clientIdle: 600_000, keepAlive: 75_000, upstreamConnect: 10_000, upstreamResponse: 900_000 });
+  t.same(config.timeouts, { handshake: 10_000, headers: 60_000, clientIdle: 600_000, keepAlive: 75_000, upstreamConnect: 10_000, upstreamResponse: 900_000 });
   t.same(config.log, { level: 'info', format: 'json' });
   t.equal(config.workers, os.availableParallelism(), 'workers: auto is one per CPU');
   t.ok(Object.isFrozen(config) && Object.isFrozen(config.timeouts), 'frozen');
