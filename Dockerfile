@@ -55,5 +55,5 @@ STOPSIGNAL SIGTERM
 # berth check --as-running: the settings of the berth running as PID 1 (its flags, BERTH_*
 # variables and directory, from /proc), its certificate, the upstream, and its /readyz.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=20s --retries=3 \
-  CMD ["node", "--disable-warning=DEP0060", "dist/cli.js", "check", "--as-running"]
-ENTRYPOINT ["node", "--disable-warning=DEP0060", "--max-semi-space-size=2", "dist/cli.js"]
+  CMD ["node", "dist/cli.js", "check", "--as-running"]
+ENTRYPOINT ["node", "--max-semi-space-size=2", "dist/cli.js"]

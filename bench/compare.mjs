@@ -104,7 +104,7 @@ const upstreamPort = JSON.parse(await firstLine(upstream)).port;
 async function startBerth() {
   const child = spawn(
     process.execPath,
-    ['--disable-warning=DEP0060', '--max-semi-space-size=2', cli, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', WORKERS],
+    ['--max-semi-space-size=2', cli, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', WORKERS],
     { stdio: ['ignore', 'pipe', 'inherit'], cwd: work },
   );
   children.push(child);

@@ -84,7 +84,7 @@ const registryPort = await waitFor(registry, /listening on 127\.0\.0\.1:(\d+)/, 
 // ---- berth
 const berth = spawn(
   process.execPath,
-  ['--disable-warning=DEP0060', '--max-semi-space-size=2', cli, '--workers', 'auto', '--upstream', `http://127.0.0.1:${registryPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', path.join(work, 'tls.crt'), '--key', path.join(work, 'tls.key')],
+  ['--max-semi-space-size=2', cli, '--workers', 'auto', '--upstream', `http://127.0.0.1:${registryPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', path.join(work, 'tls.crt'), '--key', path.join(work, 'tls.key')],
   { stdio: ['ignore', 'pipe', 'inherit'], cwd: work },
 );
 children.push(berth);

@@ -1,6 +1,4 @@
-#!/usr/bin/env -S node --disable-warning=DEP0060 --max-semi-space-size=2
-// DEP0060: http-proxy 1.18.1 (unmaintained since 2020) calls util._extend, which Node 22+
-// reports once per process at the first proxied request; nothing else is silenced.
+#!/usr/bin/env -S node --max-semi-space-size=2
 // --max-semi-space-size=2: a small young generation keeps memory flat (WORKER_V8_FLAGS, server/cluster.ts).
 import cluster from 'node:cluster';
 import fs from 'node:fs';
