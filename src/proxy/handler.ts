@@ -112,7 +112,7 @@ function headerRefusal(req: http.IncomingMessage): 'headers_too_large' | 'too_ma
  * the body it framed. Should they ever differ (more bytes than a Content-Length berth
  * saw, or any byte where it saw no body), nothing more is forwarded: `mismatch` runs once.
  */
-function guardFraming(req: http.IncomingMessage, ctx: RequestContext, mismatch: () => void): void {
+export function guardFraming(req: http.IncomingMessage, ctx: RequestContext, mismatch: () => void): void {
   if (ctx.body === 'chunked') return;
   const allowed = ctx.body === 'none' ? 0 : Number(ctx.headers['content-length']);
   let seen = 0;

@@ -1,0 +1,32 @@
+import type http from 'node:http';
+import { PassThrough } from 'node:stream';
+import t from 'tap';
+import { addressSet } from '../../../src/net/cidr.js';
+import { createContext, type BodyFraming } from '../../../src/proxy/context.js';
+import { guardFraming } from '../../../src/proxy/handler.js';
+
+// Defence in depth behind the header-field limit: should Node's parser ever deliver body
+// bytes beyond the framing berth read (none, or a Content-Length), berth stops at once.
+// Node 22+ refuses the header counts that once made them differ, so this is checked here
+// with a stand-in request stream.
+
+function run(body: BodyFraming, contentLength: string | undefined, chunks: readonly string[]): boolean {
+  const req = new PassThrough();
+  const headers: http.IncomingHttpHeaders = contentLength === undefined ? {} : { 'content-length': contentLength };
+  const ctx = createContext({ upstream: new URL('http://r:5000'), publicOrigin: undefined, trustedProxies: addressSet([]) }, { method: 'POST', url: '/v2/', headers, socket: {} });
+  ctx.body = body;
+  let mismatches = 0;
+  guardFraming(req as unknown as http.IncomingMessage, ctx, () => mismatches++);
+  for (const chunk of chunks) req.write(chunk);
+  return mismatches === 1;
+}
+
+t.test('the guard fires once, at the first byte beyond the framing berth read', async (t) => {
+  t.notOk(run('none', undefined, []), 'no body, none seen');
+  t.ok(run('none', undefined, ['x']), 'no body framed, one byte arrives: mismatch');
+  t.ok(run('none', undefined, ['x', 'y', 'z']), 'and only once');
+  t.notOk(run('length', '5', ['he', 'llo']), 'exactly Content-Length');
+  t.ok(run('length', '5', ['hello', '!']), 'one byte more: mismatch');
+  t.ok(run('length', '0', ['a']), 'Content-Length: 0 and a byte');
+  t.notOk(run('chunked', undefined, ['a'.repeat(100_000)]), 'chunked: the parser frames it, any length');
+});
