@@ -7,7 +7,7 @@ import { ProxyError } from './errors.js';
  * The upstream transport: one request on berth's keep-alive agent per client request,
  * the body streamed into it with backpressure. It is Node's own HTTP client and nothing
  * more (README, "Why not http-proxy"): what a generic proxy library gets wrong for a
- * registry (REGISTRY-NOTES.md) cannot come back through an option.
+ * registry (README, "What goes wrong behind a TLS front") cannot come back through an option.
  * - path and query go out byte-exact: `req.url` is the upstream request's path, never
  *   joined or re-encoded (the registry's `_state` is HMAC-signed);
  * - headers are the request's own, as the passes left them: nothing is appended;

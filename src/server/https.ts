@@ -31,7 +31,7 @@ const CLIENT_ERROR_STATUS: Record<string, string> = {
 
 /**
  * The TLS listener. Node's defaults that break registry pushes are replaced
- * (REGISTRY-NOTES.md, "Node server defaults"): no whole-request timeout, since a 30 GB
+ * (README, "What goes wrong behind a TLS front"): no whole-request timeout, since a 30 GB
  * push keeps one request open for hours; inactivity limits instead.
  */
 export function createHttpsServer(options: HttpsServerOptions): https.Server {
