@@ -119,3 +119,28 @@ export async function bodyAfterAnswer(socket: net.Socket, head: string, total: n
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Sends bytes exactly as given on a new TLS connection and resolves with everything berth
+ * sent back until it closed the connection, or until no byte came for `first` ms (before
+ * any reply) or `after` ms (once replying): the test then closes the connection itself.
+ */
+export async function converse(tb: TestBerth, bytes: string, quiet: { first?: number; after?: number } = {}): Promise<string> {
+  const { first = 1500, after = 500 } = quiet;
+  const socket = await connectRaw(tb);
+  return new Promise((resolve) => {
+    let reply = '';
+    let timer = setTimeout(() => socket.destroy(), first);
+    socket.on('data', (d: Buffer) => {
+      reply += d.toString('latin1');
+      clearTimeout(timer);
+      timer = setTimeout(() => socket.destroy(), after);
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      resolve(reply);
+    });
+    socket.write(bytes, 'latin1');
+  });
+}

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import t from 'tap';
-import { startTestBerth, type TestBerth } from '../helpers/berth.js';
-import { connectRaw } from '../helpers/client.js';
+import { startTestBerth } from '../helpers/berth.js';
+import { converse } from '../helpers/client.js';
 import { startRecorder, type Recorded } from '../helpers/recorder.js';
 
 // Differential framing test: generated request streams (pipelined requests with tricky
@@ -126,26 +126,6 @@ function requestBytes(r: GenRequest, run: number, index: number, port: number): 
   return `${lines.join('\r\n')}\r\n\r\n${body}`;
 }
 
-/** Sends the stream on one TLS connection; resolves once berth closed it (or after 1.5 s of quiet). */
-async function sendStream(tb: TestBerth, bytes: string): Promise<string> {
-  const socket = await connectRaw(tb);
-  return new Promise((resolve) => {
-    let reply = '';
-    let quiet = setTimeout(() => socket.destroy(), 1500);
-    socket.on('data', (d: Buffer) => {
-      reply += d.toString('latin1');
-      clearTimeout(quiet);
-      quiet = setTimeout(() => socket.destroy(), 1500);
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(quiet);
-      resolve(reply);
-    });
-    socket.write(bytes, 'latin1');
-  });
-}
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 t.test('generated request streams: the upstream sees only what berth logged, framed as berth parsed it', async (t) => {
@@ -161,7 +141,7 @@ t.test('generated request streams: the upstream sees only what berth logged, fra
       const mine = (path: string): boolean => path.startsWith(`/v2/r${run}-`) || path === `/v2/smuggled-${run}`;
       const stream = requests.map((r, i) => requestBytes(r, run, i, tb.port)).join('') + `GET /v2/r${run}-end/x HTTP/1.1\r\nHost: localhost:${tb.port}\r\nConnection: close\r\n\r\n`;
       const errorsBefore = up.parseErrors.length;
-      await sendStream(tb, stream);
+      await converse(tb, stream, { first: 1500, after: 1500 });
       await sleep(30); // the upstream's last 'end' and berth's last access line
       const upstream = up.requests.filter((r) => mine(r.url));
       const logged = tb.logs.filter((l) => l.msg === 'request' && mine(String(l.path)));

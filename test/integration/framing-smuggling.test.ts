@@ -1,6 +1,6 @@
 import t from 'tap';
 import { startTestBerth, waitForLog } from '../helpers/berth.js';
-import { connectRaw } from '../helpers/client.js';
+import { converse } from '../helpers/client.js';
 import { startRecorder } from '../helpers/recorder.js';
 
 // Node keeps at most maxHeadersCount header pairs in req.headers, yet its parser frames the
@@ -8,26 +8,6 @@ import { startRecorder } from '../helpers/recorder.js';
 // forward a body whose framing it did not see: the upstream would read it as a request.
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Writes the bytes on a new TLS connection; resolves with all that came back until berth closed or 1.5 s of quiet. */
-async function send(tb: Parameters<typeof connectRaw>[0], bytes: string): Promise<string> {
-  const socket = await connectRaw(tb);
-  return new Promise((resolve) => {
-    let reply = '';
-    let quiet = setTimeout(() => socket.destroy(), 1500);
-    socket.on('data', (d: Buffer) => {
-      reply += d.toString('latin1');
-      clearTimeout(quiet);
-      quiet = setTimeout(() => socket.destroy(), 500);
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(quiet);
-      resolve(reply);
-    });
-    socket.write(bytes);
-  });
-}
 
 const VICTIM = 'GET /v2/smuggled HTTP/1.1\r\nHost: evil.example\r\n\r\n';
 
@@ -37,7 +17,7 @@ for (const framing of ['content-length', 'chunked'] as const) {
     const tb = await startTestBerth(t, { upstream: up.url });
     const body = framing === 'content-length' ? VICTIM : `${VICTIM.length.toString(16)}\r\n${VICTIM}\r\n0\r\n\r\n`;
     const framingLine = framing === 'content-length' ? `Content-Length: ${VICTIM.length}` : 'Transfer-Encoding: chunked';
-    const reply = await send(tb, `GET /v2/ HTTP/1.1\r\nHost: localhost:${tb.port}\r\n${'a: 1\r\n'.repeat(1000)}${framingLine}\r\n\r\n${body}`);
+    const reply = await converse(tb, `GET /v2/ HTTP/1.1\r\nHost: localhost:${tb.port}\r\n${'a: 1\r\n'.repeat(1000)}${framingLine}\r\n\r\n${body}`);
     t.match(reply, /^HTTP\/1\.1 431 /, 'too many header fields: 431');
     t.match(reply, /\r\nconnection: close\r\n/i, 'and the connection closes');
     t.equal((reply.match(/HTTP\/1\.1 /g) ?? []).length, 1, 'one answer only');
@@ -60,13 +40,13 @@ t.test('at the limit of header fields: served, and the body framed as berth pars
   const up = await startRecorder(t);
   const tb = await startTestBerth(t, { upstream: up.url });
   // Host + 97 fillers + Content-Length + Connection = 100 fields: the most berth serves.
-  const reply = await send(tb, `PUT /v2/a/blobs/uploads/1 HTTP/1.1\r\nHost: localhost:${tb.port}\r\n${'a: 1\r\n'.repeat(97)}Content-Length: ${VICTIM.length}\r\nConnection: close\r\n\r\n${VICTIM}`);
+  const reply = await converse(tb, `PUT /v2/a/blobs/uploads/1 HTTP/1.1\r\nHost: localhost:${tb.port}\r\n${'a: 1\r\n'.repeat(97)}Content-Length: ${VICTIM.length}\r\nConnection: close\r\n\r\n${VICTIM}`);
   t.match(reply, /^HTTP\/1\.1 200 /);
   await sleep(100);
   t.equal(up.requests.length, 1, 'one request upstream');
   t.equal(up.requests[0]?.body.toString(), VICTIM, 'the body arrived as a body');
   t.equal(up.requests[0]?.headers['content-length'], String(VICTIM.length));
-  const over = await send(tb, `GET /v2/ HTTP/1.1\r\nHost: localhost:${tb.port}\r\n${'a: 1\r\n'.repeat(100)}\r\n`);
+  const over = await converse(tb, `GET /v2/ HTTP/1.1\r\nHost: localhost:${tb.port}\r\n${'a: 1\r\n'.repeat(100)}\r\n`);
   t.match(over, /^HTTP\/1\.1 431 /, 'one field more: 431');
 });
 
@@ -75,7 +55,7 @@ t.test('a bodiless request is forwarded without a body, whatever follows it', as
   const tb = await startTestBerth(t, { upstream: up.url });
   for (const method of ['GET', 'HEAD', 'DELETE', 'OPTIONS', 'POST']) {
     const before = up.requests.length;
-    const reply = await send(tb, `${method} /v2/x HTTP/1.1\r\nHost: localhost:${tb.port}\r\n\r\n${method} /v2/y HTTP/1.1\r\nHost: localhost:${tb.port}\r\nConnection: close\r\n\r\n`);
+    const reply = await converse(tb, `${method} /v2/x HTTP/1.1\r\nHost: localhost:${tb.port}\r\n\r\n${method} /v2/y HTTP/1.1\r\nHost: localhost:${tb.port}\r\nConnection: close\r\n\r\n`);
     t.equal((reply.match(/HTTP\/1\.1 200 /g) ?? []).length, 2, `${method}: two pipelined requests, two answers`);
     await sleep(50);
     const got = up.requests.slice(before);

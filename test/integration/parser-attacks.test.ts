@@ -1,6 +1,6 @@
-import tls from 'node:tls';
 import t from 'tap';
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
+import { converse } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 // Request smuggling and parser confusion, each sent as raw bytes over TLS to berth, with
@@ -8,23 +8,7 @@ import { startUpstream } from '../helpers/upstream.js';
 // framed so that the upstream sees exactly the requests the client meant: never one more.
 
 /** Sends raw bytes and resolves with everything berth sent back until it closed (or 2 s of quiet). */
-function exchange(tb: TestBerth, bytes: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: tb.port, servername: 'localhost', ca: tb.pki.ca }, () => socket.write(bytes));
-    let reply = '';
-    let quiet = setTimeout(() => socket.destroy(), 2000);
-    socket.on('data', (d: Buffer) => {
-      reply += d.toString('latin1');
-      clearTimeout(quiet);
-      quiet = setTimeout(() => socket.destroy(), 500);
-    });
-    socket.on('close', () => {
-      clearTimeout(quiet);
-      resolve(reply);
-    });
-    socket.on('error', (err) => (reply ? undefined : reject(err)));
-  });
-}
+const exchange = (tb: TestBerth, bytes: string): Promise<string> => converse(tb, bytes, { first: 2000, after: 500 });
 
 const statuses = (reply: string): number[] => [...reply.matchAll(/^HTTP\/1\.1 (\d{3}) /gm)].map((m) => Number(m[1]));
 

@@ -2,7 +2,7 @@ import net from 'node:net';
 import fc from 'fast-check';
 import t, { type Test } from 'tap';
 import { startTestBerth, waitForLog, type TestBerth } from '../helpers/berth.js';
-import { ask, connectRaw } from '../helpers/client.js';
+import { ask, converse } from '../helpers/client.js';
 
 // Bytes from the upstream are as hostile as bytes from a client: whatever it answers,
 // berth relays a well-formed answer or says 502, and never stops serving.
@@ -24,25 +24,8 @@ async function rawUpstream(t: Test, answer: () => Buffer): Promise<string> {
   return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
 }
 
-/** Sends one request and resolves with the raw reply (until berth closes, or 1 s of quiet). */
-async function rawAsk(tb: TestBerth): Promise<string> {
-  const socket = await connectRaw(tb);
-  return new Promise((resolve) => {
-    let reply = '';
-    let quiet = setTimeout(() => socket.destroy(), 3000);
-    socket.on('data', (d: Buffer) => {
-      reply += d.toString('latin1');
-      clearTimeout(quiet);
-      quiet = setTimeout(() => socket.destroy(), 1000);
-    });
-    socket.on('error', () => undefined);
-    socket.on('close', () => {
-      clearTimeout(quiet);
-      resolve(reply);
-    });
-    socket.write(`GET /v2/a/manifests/1 HTTP/1.1\r\nHost: localhost:${tb.port}\r\nConnection: close\r\n\r\n`);
-  });
-}
+/** One request that asks to close, on its own connection; resolves with the raw reply. */
+const rawAsk = (tb: TestBerth): Promise<string> => converse(tb, `GET /v2/a/manifests/1 HTTP/1.1\r\nHost: localhost:${tb.port}\r\nConnection: close\r\n\r\n`, { first: 3000, after: 1000 });
 
 const CASES: [name: string, bytes: string][] = [
   ['a control byte in the reason phrase', 'HTTP/1.1 200 O\x01K\r\nContent-Length: 2\r\n\r\n{}'],
