@@ -11,7 +11,7 @@ import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/hea
 import { hstsApplies } from './response/hsts.js';
 import { refusalOf } from '../net/connectionLimits.js';
 import { lingerUntilBodyIn } from '../net/linger.js';
-import type { Transport } from './transport.js';
+import type { Forwarding, ResponseHead, Transport } from './transport.js';
 
 /**
  * Largest header section berth serves: Node's default, above nginx's usual 8 KiB lines.
@@ -53,7 +53,8 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       req.resume();
       return;
     }
-    latest.set(req.socket, res);
+    const socket = req.socket; // req.socket is gone once the response closes
+    latest.set(socket, res);
     const ctx = createContext(deps.settings, req);
     const record = track(req, res, ctx, deps);
     const refused = refusalOf(req.socket);
@@ -77,27 +78,25 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       deps.logger.error({ method: ctx.method, client: ctx.client }, 'the request body does not match the framing berth read: connection closed, nothing more forwarded');
       req.socket.destroy();
     });
-    let answer: http.IncomingMessage | undefined;
-    deps.transport.forward(req, res, {
-      onResponse: (proxyRes) => {
-        answer = proxyRes;
-        const malformed = malformedStatus(proxyRes);
-        if (malformed !== undefined) return refuseAnswer(malformed, proxyRes, req, res, ctx, record, deps);
-        if (!req.complete) {
-          // An early answer (nginx's 413, a 401): final, so the upstream has no use for the
-          // rest of the body, and the client reads the answer before the connection closes.
-          proxyRes.once('end', () => discardRest(req, proxyRes));
-          lingerUntilBodyIn(req, res);
-        }
-        relayResponse(proxyRes, req, res, ctx, record, deps);
+    const forwarding: Forwarding = deps.transport.forward(req, res, {
+      onResponse: (head) => {
+        const malformed = malformedStatus(head);
+        if (malformed !== undefined) return refuseAnswer(malformed, req, res, socket, ctx, record, deps);
+        // An early answer (nginx's 413, a 401): final, so the upstream has no use for the
+        // rest of the body, and the client reads the answer before the connection closes.
+        if (!req.complete) lingerUntilBodyIn(req, res);
+        return relayResponse(head, req, res, socket, ctx, record, deps);
       },
+      onResponseBytes: (count) => (record.bytesOut += count),
+      onResponseEnd: () => discardRest(req, socket, forwarding),
       onError: (err) => {
-        // The upstream answered in full before the body was sent (nginx's 413, a 401) and
-        // then closed: the answer stands; only the rest of the body has nowhere to go.
-        if (answer?.complete) discardRest(req, answer);
-        else answerError(err, req, res, ctx, record, deps);
+        if (res.headersSent) {
+          // A failure after the head went out can only be signalled by closing the client connection.
+          if (!record.error) record.error = socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
+          res.destroy();
+        } else answerError(err, req, res, socket, ctx, record, deps);
       },
-    }, ctx.body !== 'none');
+    }, ctx.body);
   };
 }
 
@@ -171,42 +170,32 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
   return record;
 }
 
-/** The upstream answered: run the response passes and stream the body to the client. */
-function relayResponse(proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
-  deps.awaitingUpstream.delete(res.socket as Socket);
+/** The upstream answered: run the response passes and write the head; the transport streams the body. */
+function relayResponse(head: ResponseHead, req: http.IncomingMessage, res: http.ServerResponse, socket: Socket, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): boolean {
+  deps.awaitingUpstream.delete(socket);
   const out: ResponseContext = {
-    status: proxyRes.statusCode ?? 502,
-    headers: pairsFromRaw(proxyRes.rawHeaders),
+    status: head.status,
+    headers: pairsFromRaw(head.rawHeaders),
     upstream: deps.settings.upstream,
     publicOrigin: ctx.publicOrigin,
     hsts: deps.settings.hsts,
   };
   for (const pass of RESPONSE_PASSES) pass(out);
-  const uuid = proxyRes.headers['docker-upload-uuid'];
-  if (typeof uuid === 'string') record.uploadUuid = uuid;
+  const uuid = headerValue(head.rawHeaders, 'docker-upload-uuid');
+  if (uuid !== undefined) record.uploadUuid = uuid;
   try {
-    res.writeHead(out.status, proxyRes.statusMessage, flattenPairs(out.headers));
+    res.writeHead(out.status, head.statusMessage, flattenPairs(out.headers));
   } catch (err) {
     // A header Node will not write (its parser let through what its writer refuses).
-    return refuseAnswer(`header not writable: ${(err as NodeJS.ErrnoException).code ?? 'unknown'}`, proxyRes, req, res, ctx, record, deps);
+    return refuseAnswer(`header not writable: ${(err as NodeJS.ErrnoException).code ?? 'unknown'}`, req, res, socket, ctx, record, deps);
   }
-  proxyRes.on('data', (chunk: Buffer) => (record.bytesOut += chunk.length));
-  proxyRes.pipe(res);
-  // A failure after the headers went out can only be signalled by closing the client
-  // connection. (pipe, not pipeline: pipeline costs an AbortSignal per call, and the
-  // transport already ends the upstream request when the client response closes.)
-  const failed = (err: unknown): void => {
-    if (res.writableFinished) return;
-    if (!record.error) record.error = res.socket === null || res.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
-    res.destroy();
-  };
-  proxyRes.once('error', failed);
-  proxyRes.once('close', () => {
-    if (!proxyRes.complete) failed(new ProxyError('upstream_reset'));
-  });
-  res.once('close', () => {
-    if (!proxyRes.complete) proxyRes.destroy();
-  });
+  return true;
+}
+
+/** The first value of a header, by its name in lower case. */
+function headerValue(raw: readonly string[], name: string): string | undefined {
+  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) return raw[i + 1];
+  return undefined;
 }
 
 /**
@@ -214,19 +203,17 @@ function relayResponse(proxyRes: http.IncomingMessage, req: http.IncomingMessage
  * refuses to write (outside 100–999), a 101 (berth forwards no Upgrade, so the upstream
  * cannot switch protocols), or a reason phrase with control characters.
  */
-function malformedStatus(proxyRes: http.IncomingMessage): string | undefined {
-  const status = proxyRes.statusCode ?? 0;
+function malformedStatus(head: ResponseHead): string | undefined {
+  const status = head.status;
   if (!Number.isInteger(status) || status < 100 || status > 999) return `status ${status}`;
   if (status === 101) return 'status 101 to a request that asked for no upgrade';
-  if (/[^\t\x20-\x7e\x80-\xff]/.test(proxyRes.statusMessage ?? '')) return 'control character in the reason phrase';
+  if (/[^\t\x20-\x7e\x80-\xff]/.test(head.statusMessage)) return 'control character in the reason phrase';
   return undefined;
 }
 
 /** The upstream's answer cannot be relayed: it is dropped with its connection, and the client gets 502. */
-function refuseAnswer(detail: string, proxyRes: http.IncomingMessage, req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
-  deps.awaitingUpstream.delete(req.socket);
-  (proxyRes as http.IncomingMessage & { req?: http.ClientRequest }).req?.destroy();
-  proxyRes.destroy();
+function refuseAnswer(detail: string, req: http.IncomingMessage, res: http.ServerResponse, socket: Socket, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): false {
+  deps.awaitingUpstream.delete(socket);
   record.error = new ProxyError('upstream_bad_response', { detail });
   deps.logger.warn({ method: ctx.method, detail }, 'the registry sent an answer berth cannot relay: answered 502');
   // writeHead keeps the reason phrase it refused (and may have stored some headers before
@@ -234,24 +221,24 @@ function refuseAnswer(detail: string, proxyRes: http.IncomingMessage, req: http.
   res.statusMessage = '';
   for (const name of res.getHeaderNames()) res.removeHeader(name);
   sendError(req, res, record.error, hstsHeaders(ctx, deps));
+  return false;
 }
 
 /**
  * The upstream's answer is complete but the request body is not: stop sending it upstream
  * (that connection, mid-body, cannot be reused) and read and drop the rest.
  */
-function discardRest(req: http.IncomingMessage, proxyRes: http.IncomingMessage): void {
-  if (req.complete || req.socket.destroyed) return;
-  req.unpipe();
+function discardRest(req: http.IncomingMessage, socket: Socket, forwarding: Forwarding): void {
+  if (req.complete || socket.destroyed) return;
+  forwarding.abort();
   req.resume();
-  (proxyRes as http.IncomingMessage & { req?: http.ClientRequest }).req?.destroy();
 }
 
 /** The upstream request failed: answer with the mapped error, unless the client is gone or was answered. */
-function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
-  deps.awaitingUpstream.delete(req.socket);
+function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerResponse, socket: Socket, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
+  deps.awaitingUpstream.delete(socket);
   if (res.writableEnded) return; // the answer was complete; a late upstream error changes nothing
-  const error = req.socket.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
+  const error = socket.destroyed || res.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
   if (error.kind === 'descriptors_exhausted') deps.logger.error({ detail: error.detail }, 'out of file descriptors: no connection to the registry could be opened (raise ulimit -n, or lower limits.connections)');
   record.error ??= error; // berth's own reason for closing (bad_framing) stays the one logged
   if (error.kind !== 'client_gone') sendError(req, res, error, hstsHeaders(ctx, deps));

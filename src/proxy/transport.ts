@@ -1,19 +1,27 @@
-import http from 'node:http';
-import https from 'node:https';
-import type { Socket } from 'node:net';
+import type { EventEmitter } from 'node:events';
+import type http from 'node:http';
+import type { Readable } from 'node:stream';
+import { Client, Pool, type Dispatcher } from 'undici';
+import type { BodyFraming } from './context.js';
 import { ProxyError } from './errors.js';
 
 /**
- * The upstream transport: one request on berth's keep-alive agent per client request,
- * the body streamed into it with backpressure. It is Node's own HTTP client and nothing
- * more (README, "Why not http-proxy"): what a generic proxy library gets wrong for a
- * registry (README, "What goes wrong behind a TLS front") cannot come back through an option.
- * - path and query go out byte-exact: `req.url` is the upstream request's path, never
+ * The upstream transport: undici's `Pool.dispatch`, the API undici offers for proxies,
+ * with the body streamed both ways under backpressure (README, "Why not http-proxy": it
+ * costs a third of Node's own client per small request). What a generic proxy library
+ * gets wrong for a registry (README, "What goes wrong behind a TLS front") cannot come
+ * back through an option:
+ * - path and query go out byte-exact: `path` is the upstream request's path, never
  *   joined or re-encoded (the registry's `_state` is HMAC-signed);
- * - headers are the request's own, as the passes left them: nothing is appended;
+ * - headers are the request's own, as the passes left them: nothing is appended but
+ *   undici's own framing (`content-length` or chunked, exactly as berth read the body);
  * - the body goes out only when the handler says berth saw it framed, else the upstream
  *   request ends after its headers;
  * - the upstream request dies with the client response, whenever the client leaves;
+ * - no time limit but berth's: undici's header and body timeouts (300 s by default, and
+ *   the header timeout runs while a long body is still being sent) are off, and
+ *   `timeouts.upstreamResponse` is inactivity on the exchange, body sent or received;
+ * - HTTP/1.1 only (undici 8 would offer h2 to an https upstream), no pipelining;
  * - a 101 that switches protocols (berth forwards no Upgrade) is the upstream's error.
  */
 
@@ -21,23 +29,46 @@ export interface TransportOptions {
   readonly upstream: URL;
   /** Connect timeout, ms. */
   readonly connectTimeout: number;
-  /** Inactivity on the upstream connection, ms; 0 = none. */
+  /** Inactivity on an exchange with the upstream, ms; 0 = none. */
   readonly responseTimeout: number;
+  /** An exception out of berth's own code in an undici callback (a bug): the exchange is dropped. */
+  readonly onBug?: (err: unknown) => void;
+}
+
+/** The upstream's status line and header lines, as received. */
+export interface ResponseHead {
+  readonly status: number;
+  readonly statusMessage: string;
+  /** name, value, name, value… in the upstream's order and case, duplicates kept. */
+  readonly rawHeaders: readonly string[];
 }
 
 export interface Exchange {
-  /** The upstream's response headers have arrived; the callee owns proxyRes from here. */
-  onResponse(proxyRes: http.IncomingMessage): void;
-  /** The upstream request failed (before or after a response began). */
+  /**
+   * The upstream's answer began. The callee writes its head to the client response and
+   * returns true for the transport to stream the body into it; false when it refused the
+   * answer, which the transport then drops with its connection.
+   */
+  onResponse(head: ResponseHead): boolean;
+  /** Bytes of the answer's body, as they go to the client. */
+  onResponseBytes(count: number): void;
+  /** The answer is complete, and ended on the client response. */
+  onResponseEnd(): void;
+  /** The exchange failed: before the answer began, or during its body. Called at most once. */
   onError(error: unknown): void;
+}
+
+export interface Forwarding {
+  /** Ends the exchange early: the upstream connection, mid-request, is dropped. */
+  abort(): void;
 }
 
 export interface Transport {
   /**
-   * Sends the request upstream. `body` false: the upstream request ends after its headers
-   * and nothing of `req` is ever written to it (berth saw no framing for a body).
+   * Sends the request upstream with its headers as they are. `body` 'none': the upstream
+   * request ends after its headers and nothing of `req` is ever read for it.
    */
-  forward(req: http.IncomingMessage, res: http.ServerResponse, exchange: Exchange, body: boolean): void;
+  forward(req: http.IncomingMessage, res: http.ServerResponse, exchange: Exchange, body: BodyFraming): Forwarding;
   close(): void;
 }
 
@@ -45,59 +76,192 @@ export interface Transport {
 const FREE_SOCKET_MS = 30_000;
 
 export function createTransport(options: TransportOptions): Transport {
-  const secure = options.upstream.protocol === 'https:';
-  const agentOptions = { keepAlive: true, scheduling: 'lifo' as const, timeout: FREE_SOCKET_MS, maxFreeSockets: 256 };
-  const agent = secure ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
-  const request = secure ? https.request : http.request;
-  const hostname = options.upstream.hostname.replace(/^\[(.*)\]$/, '$1');
-  const port = options.upstream.port || (secure ? '443' : '80');
-
+  const pool = new Pool(options.upstream.origin, {
+    pipelining: 1,
+    allowH2: false,
+    headersTimeout: 0,
+    bodyTimeout: 0,
+    keepAliveTimeout: FREE_SOCKET_MS,
+    keepAliveMaxTimeout: FREE_SOCKET_MS,
+    connect: { timeout: options.connectTimeout },
+    // undici reports an exception thrown by a handler callback on the client: without a
+    // listener it would end the process.
+    factory: (origin, opts) => {
+      const client = new Client(origin, opts);
+      (client as unknown as EventEmitter).on('error', (err: unknown) => options.onBug?.(err));
+      return client;
+    },
+  });
   return {
     forward(req, res, exchange, body) {
-      let proxyReq: http.ClientRequest;
-      try {
-        proxyReq = request({ agent, hostname, port, method: req.method, path: req.url, headers: req.headers });
-      } catch (err) {
-        // Node refuses a path or header it would not write (never one its parser let in).
-        exchange.onError(new ProxyError('internal', { cause: err, detail: (err as NodeJS.ErrnoException).code }));
-        return;
-      }
-      let failed = false;
-      const fail = (err: unknown): void => {
-        if (failed) return;
-        failed = true;
-        exchange.onError(err);
-      };
-      proxyReq.on('error', fail);
-      req.on('error', fail);
-      proxyReq.setTimeout(options.responseTimeout, () => proxyReq.destroy(new ProxyError('upstream_timeout')));
-      proxyReq.once('socket', (socket: Socket) => watchConnect(proxyReq, socket, options.connectTimeout));
-      proxyReq.once('response', (proxyRes: http.IncomingMessage) => exchange.onResponse(proxyRes));
-      // Without a listener Node would drop the socket and leave the client waiting.
-      proxyReq.once('upgrade', (_proxyRes: http.IncomingMessage, socket: Socket) => {
-        socket.destroy();
-        fail(new ProxyError('upstream_bad_response', { detail: 'status 101 to a request that asked for no upgrade' }));
-      });
-      // The client left (at any moment, not only while its body arrives): so does the upstream request.
-      const clientGone = (): void => {
-        if (!res.writableFinished && !proxyReq.destroyed) proxyReq.destroy(new ProxyError('client_gone'));
-      };
-      if (res.destroyed || req.socket.destroyed) clientGone();
-      else res.once('close', clientGone);
-      if (body) req.pipe(proxyReq);
-      else proxyReq.end();
+      const upstreamExchange = new UpstreamExchange(req, res, exchange, options.responseTimeout);
+      const empty = body === 'none' || (body === 'length' && req.headers['content-length'] === '0');
+      pool.dispatch(
+        {
+          origin: options.upstream.origin,
+          method: req.method ?? 'GET',
+          path: req.url ?? '/',
+          headers: req.headers,
+          // A stream to undici (its test: pipe and on), but never the request itself (RequestBody).
+          body: empty ? null : (new RequestBody(req) as unknown as Readable),
+        },
+        upstreamExchange,
+      );
+      return upstreamExchange;
     },
     close() {
-      agent.destroy();
+      void pool.destroy().catch(() => {});
     },
   };
 }
 
-/** The connect timeout, while the upstream socket is still connecting. */
-function watchConnect(proxyReq: http.ClientRequest, socket: Socket, connectTimeout: number): void {
-  if (!socket.connecting) return;
-  const timer = setTimeout(() => proxyReq.destroy(new ProxyError('upstream_connect_timeout')), connectTimeout);
-  timer.unref();
-  socket.once('connect', () => clearTimeout(timer));
-  socket.once('close', () => clearTimeout(timer));
+/** One request on the pool: relays undici's events to the handler and the body to the client. */
+class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding {
+  private controller: Dispatcher.DispatchController | undefined;
+  private done = false;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly resume = (): void => this.controller?.resume();
+  private readonly clientGone = (): void => {
+    if (!this.done && !this.res.writableFinished) this.stop(new ProxyError('client_gone'));
+  };
+
+  constructor(
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
+    private readonly exchange: Exchange,
+    timeout: number,
+  ) {
+    if (timeout > 0) {
+      this.timer = setTimeout(() => this.stop(new ProxyError('upstream_timeout')), timeout);
+      this.timer.unref();
+    }
+    // The client left (at any moment, not only while its body arrives): so does the upstream request.
+    res.once('close', this.clientGone);
+  }
+
+  abort(): void {
+    if (this.done) return;
+    this.done = true;
+    this.finish();
+    this.controller?.abort(new ProxyError('client_gone'));
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    // Ended while queued for a connection: it never starts.
+    if (this.done) controller.abort(new ProxyError('client_gone'));
+    else if (this.res.destroyed || this.req.socket?.destroyed) this.clientGone();
+  }
+
+  onBodySent(): void {
+    this.timer?.refresh();
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, _headers: unknown, statusMessage?: string): void {
+    if (this.done) return;
+    this.timer?.refresh();
+    // An informational answer (103 Early Hints, 102): the final one follows; Node's client
+    // did not relay them either. (undici fails a 100 nobody asked for; a 101, or a status
+    // under 100, goes to the handler, which refuses it.)
+    if (status > 101 && status < 200) return;
+    const relayed = this.exchange.onResponse({ status, statusMessage: statusMessage ?? '', rawHeaders: rawStrings(controller.rawHeaders) });
+    if (!relayed) this.abort();
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (this.done) return;
+    this.timer?.refresh();
+    this.exchange.onResponseBytes(chunk.length);
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', this.resume);
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.done) return;
+    this.done = true;
+    this.finish();
+    this.res.end();
+    this.exchange.onResponseEnd();
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
+    if (this.done) return;
+    this.done = true;
+    this.finish();
+    this.exchange.onError(error);
+  }
+
+  /** berth ends the exchange with a reason of its own: the handler hears it as the error. */
+  private stop(reason: ProxyError): void {
+    if (this.done) return;
+    if (this.controller) this.controller.abort(reason);
+    else this.onResponseError(null, reason);
+  }
+
+  private finish(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.res.off('close', this.clientGone);
+    this.res.off('drain', this.resume);
+  }
+}
+
+/**
+ * The client's request body as undici reads a stream body: its 'data', 'end', 'error' and
+ * 'close', paused and resumed under backpressure. What undici does to a body it is done
+ * with (destroy it) stays here: the client's request, whose rest berth may still have to
+ * read (an early answer, berth's own error), is left to the handler.
+ */
+type Listener = (...args: any[]) => void; // eslint-disable-line @typescript-eslint/no-explicit-any -- an EventEmitter listener
+
+class RequestBody {
+  destroyed = false;
+  constructor(private readonly req: http.IncomingMessage) {
+    // Nothing flows before undici listens: it attaches only once a connection is there.
+    req.pause();
+  }
+  on(event: string, listener: Listener): this {
+    this.req.on(event, listener);
+    return this;
+  }
+  removeListener(event: string, listener: Listener): this {
+    this.req.removeListener(event, listener);
+    return this;
+  }
+  off(event: string, listener: Listener): this {
+    return this.removeListener(event, listener);
+  }
+  pause(): void {
+    this.req.pause();
+  }
+  resume(): void {
+    if (!this.destroyed) this.req.resume();
+  }
+  /** Present only for undici's test of what a stream is; never piped. */
+  pipe(): never {
+    throw new Error('RequestBody is read by undici, not piped');
+  }
+  get errored(): Error | null {
+    return this.req.errored;
+  }
+  get readableEnded(): boolean {
+    return this.req.readableEnded;
+  }
+  get closed(): boolean {
+    return this.req.closed;
+  }
+  destroy(): void {
+    this.destroyed = true;
+  }
+}
+
+function rawStrings(raw: Dispatcher.DispatchController['rawHeaders']): string[] {
+  if (!Array.isArray(raw)) return [];
+  const out = new Array<string>(raw.length);
+  for (let i = 0; i < raw.length; i++) {
+    const item = raw[i]!;
+    out[i] = typeof item === 'string' ? item : item.toString('latin1');
+  }
+  return out;
 }

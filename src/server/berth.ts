@@ -56,6 +56,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     upstream: config.upstream,
     connectTimeout: config.timeouts.upstreamConnect,
     responseTimeout: config.timeouts.upstreamResponse,
+    onBug: (err) => logger.error({ err }, 'internal error in an exchange with the registry: that request was dropped'),
   });
   const handler = createHandler({
     settings: {

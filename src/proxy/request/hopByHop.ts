@@ -3,8 +3,8 @@ import { FRAMING, connectionTokens, isFixedHopByHop } from '../hopByHop.js';
 
 /**
  * Removes hop-by-hop headers and Expect, then restates the body's framing for the upstream
- * hop: Node's parser has already decoded a chunked body, and Node's client re-chunks it
- * when told `Transfer-Encoding: chunked`. Framing is decided here, from what the parser
+ * hop: Node's parser has already decoded a chunked body, and the transport re-chunks it
+ * (`ctx.body`). Framing is decided here, from what the parser
  * saw, so no client-controlled header (e.g. `Connection: content-length`) can make the
  * upstream read body bytes as a new request; `ctx.body` records it, and the handler
  * forwards a body only with that framing.
@@ -21,9 +21,8 @@ export const stripHopByHop: RequestPass = (ctx) => {
   }
   delete headers.expect;
   if (chunked) {
-    // Explicit, because Node's client does not chunk a DELETE or OPTIONS body by default.
+    // The transport chunks it again, whatever the method (ctx.body says so).
     delete headers['content-length'];
-    headers['transfer-encoding'] = 'chunked';
     ctx.body = 'chunked';
   } else {
     ctx.body = headers['content-length'] === undefined ? 'none' : 'length';

@@ -48,18 +48,21 @@ t.test('forwarded headers from untrusted and trusted peers', async (t) => {
 });
 
 t.test('hop-by-hop removal and framing', async (t) => {
-  const cases: [name: string, method: string, inbound: IncomingHttpHeaders, expected: IncomingHttpHeaders][] = [
+  const cases: [name: string, method: string, inbound: IncomingHttpHeaders, expected: IncomingHttpHeaders, body?: string][] = [
     ['fixed list', 'GET', { host: 'r', connection: 'keep-alive', 'keep-alive': '5', te: 'trailers', trailer: 'x', upgrade: 'h2c', 'proxy-authorization': 'a', 'proxy-connection': 'x' }, { host: 'r' }],
     ['named by Connection', 'GET', { host: 'r', connection: 'X-Foo, close', 'x-foo': '1', 'x-bar': '2' }, { host: 'r', 'x-bar': '2' }],
     ['Connection cannot remove framing or Host', 'PUT', { host: 'r', connection: 'content-length, host', 'content-length': '5' }, { host: 'r', 'content-length': '5' }],
-    ['chunked body restated', 'PATCH', { host: 'r', 'transfer-encoding': 'chunked' }, { host: 'r', 'transfer-encoding': 'chunked' }],
-    ['chunked DELETE keeps its framing', 'DELETE', { host: 'r', 'transfer-encoding': 'chunked' }, { host: 'r', 'transfer-encoding': 'chunked' }],
-    ['Expect met here', 'PUT', { host: 'r', expect: '100-continue', 'content-length': '1' }, { host: 'r', 'content-length': '1' }],
+    ['chunked body: framing left to the transport', 'PATCH', { host: 'r', 'transfer-encoding': 'chunked', 'content-length': '3' }, { host: 'r' }, 'chunked'],
+    ['chunked DELETE keeps its framing', 'DELETE', { host: 'r', 'transfer-encoding': 'chunked' }, { host: 'r' }, 'chunked'],
+    ['Content-Length framing', 'PUT', { host: 'r', 'content-length': '0' }, { host: 'r', 'content-length': '0' }, 'length'],
+    ['no body', 'GET', { host: 'r' }, { host: 'r' }, 'none'],
+    ['Expect met here', 'PUT', { host: 'r', expect: '100-continue', 'content-length': '1' }, { host: 'r', 'content-length': '1' }, 'length'],
   ];
-  for (const [name, method, inbound, expected] of cases) {
+  for (const [name, method, inbound, expected, body] of cases) {
     const ctx = ctxFor({ ...inbound }, undefined, undefined, method);
     stripHopByHop(ctx);
     t.same(ctx.headers, expected, name);
+    if (body) t.equal(ctx.body, body, `${name}: framing`);
   }
 });
 
