@@ -18,9 +18,10 @@ import { ProxyError } from './errors.js';
  * - the body goes out only when the handler says berth saw it framed, else the upstream
  *   request ends after its headers;
  * - the upstream request dies with the client response, whenever the client leaves;
- * - no time limit but berth's: undici's header and body timeouts (300 s by default, and
- *   the header timeout runs while a long body is still being sent) are off, and
- *   `timeouts.upstreamResponse` is inactivity on the exchange, body sent or received;
+ * - no time limit but berth's: undici's header and body timeouts (300 s by default: a
+ *   registry may hash a big blob for longer before answering the final PUT) are off, and
+ *   `timeouts.upstreamResponse` is one inactivity timer over the exchange, refreshed by
+ *   every chunk sent or received;
  * - HTTP/1.1 only (undici 8 would offer h2 to an https upstream), no pipelining;
  * - a 101 that switches protocols (berth forwards no Upgrade) is the upstream's error.
  */

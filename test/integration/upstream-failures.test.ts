@@ -2,7 +2,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
 import { startTestBerth } from '../helpers/berth.js';
-import { ask, connectRaw } from '../helpers/client.js';
+import { ask, connectRaw, converse } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 /** A port that was just closed: connecting to it is refused. */
@@ -48,6 +48,56 @@ t.test('an upstream that never answers gives 504 after the upstream timeout', as
   t.equal(answer.status, 504);
   t.equal((JSON.parse(answer.body.toString()) as { errors: { code: string }[] }).errors[0]!.code, 'UNAVAILABLE');
   t.equal((await ask(tb, { path: '/v2/' })).status, 200, 'berth keeps serving');
+});
+
+t.test('the upstream timeout is inactivity: a body that keeps flowing both ways outlasts it', async (t) => {
+  // The timer is refreshed by every chunk, sent or received (one deadline per request
+  // would cut this exchange).
+  const up = await startUpstream(t, (req, res) => {
+    let bytes = 0;
+    req.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    req.on('end', () => {
+      if (req.method === 'PATCH') return void res.writeHead(202).end(String(bytes));
+      res.writeHead(200, { 'content-length': '8' });
+      let sent = 0;
+      const timer = setInterval(() => {
+        res.write('x');
+        if (++sent === 8) clearInterval(timer), res.end();
+      }, 150);
+    });
+  }, { streaming: true });
+  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.upstreamResponse': '500ms' });
+  const socket = await connectRaw(tb);
+  socket.write(`PATCH /v2/x/blobs/uploads/u HTTP/1.1\r\nHost: localhost:${tb.port}\r\nContent-Length: 8\r\n\r\n`);
+  for (let i = 0; i < 8; i++) {
+    await new Promise((resolve) => setTimeout(resolve, 150));
+    socket.write('y'); // 1.2 s of upload in all, never 500 ms without a byte
+  }
+  let reply = '';
+  socket.on('data', (d: Buffer) => (reply += d.toString('latin1')));
+  await new Promise((resolve) => {
+    socket.once('close', resolve);
+    socket.on('data', () => reply.endsWith('\r\n0\r\n\r\n') && resolve(undefined));
+  });
+  t.match(reply, /^HTTP\/1\.1 202 /, 'the slow upload was answered');
+  t.match(reply, /\r\n\r\n1\r\n8\r\n0\r\n\r\n$/, 'with every byte forwarded (the upstream counted 8)');
+  socket.destroy();
+  const download = await ask(tb, { path: '/v2/x/blobs/sha256:slow' });
+  t.equal(download.status, 200);
+  t.equal(download.body.toString(), 'xxxxxxxx', 'a download of 1.2 s, a byte every 150 ms, arrives whole');
+});
+
+t.test('informational answers (102, 103 Early Hints) are not relayed; the final answer is', async (t) => {
+  const up = await startUpstream(t, (_req, res) => {
+    res.writeEarlyHints({ link: '</style.css>; rel=preload; as=style' });
+    res.writeProcessing();
+    res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+  });
+  const tb = await startTestBerth(t, { upstream: up.url });
+  const reply = await converse(tb, `GET /v2/ HTTP/1.1\r\nHost: localhost:${tb.port}\r\nConnection: close\r\n\r\n`);
+  t.match(reply, /^HTTP\/1\.1 200 OK\r\n/, 'the first line the client reads is the final answer');
+  t.notMatch(reply, /HTTP\/1\.1 1\d\d/, 'no informational answer relayed');
+  t.match(reply, /\r\n2\r\n\{\}\r\n0\r\n\r\n$/, 'and its body');
 });
 
 t.test('the client idle timeout never cuts the wait for the answer to a completed body', async (t) => {
