@@ -62,7 +62,9 @@ t.test('the upstream timeout is inactivity: a body that keeps flowing both ways 
       let sent = 0;
       const timer = setInterval(() => {
         res.write('x');
-        if (++sent === 8) clearInterval(timer), res.end();
+        if (++sent < 8) return;
+        clearInterval(timer);
+        res.end();
       }, 150);
     });
   }, { streaming: true });
