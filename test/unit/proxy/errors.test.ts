@@ -1,7 +1,28 @@
 import t from 'tap';
+import { errors as undici } from 'undici';
 import { ERRORS, ProxyError, classify, isRegistryPath } from '../../../src/proxy/errors.js';
 
 const errno = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`connect ${code} 10.0.0.5:5000`), { code });
+
+t.test("undici's errors (the transport's) map to one catalogued error each", async (t) => {
+  const cases: [Error, string][] = [
+    [new undici.SocketError('other side closed'), 'upstream_reset'],
+    [new undici.SocketError('reset'), 'upstream_reset'],
+    [new undici.SocketError('bad response'), 'upstream_bad_response'], // a 100 nobody asked for
+    [new undici.SocketError('bad upgrade'), 'upstream_bad_response'], // a 101
+    [new undici.HTTPParserError('Response does not match the HTTP/1.1 protocol (Expected HTTP/)'), 'upstream_bad_response'],
+    [Object.assign(new undici.HTTPParserError('Invalid header value char'), { code: 'HPE_INVALID_HEADER_TOKEN' }), 'upstream_bad_response'],
+    [new undici.HeadersOverflowError(), 'upstream_bad_response'],
+    [new undici.ResponseContentLengthMismatchError(), 'upstream_bad_response'],
+    [new undici.ConnectTimeoutError(), 'upstream_connect_timeout'],
+    [new undici.HeadersTimeoutError(), 'upstream_timeout'],
+    [new undici.BodyTimeoutError(), 'upstream_timeout'],
+    [new undici.RequestAbortedError(), 'client_gone'],
+    [new undici.ClientDestroyedError(), 'upstream_unreachable'],
+    [Object.assign(new Error('The expression evaluated to a falsy value'), { code: 'ERR_ASSERTION' }), 'upstream_bad_response'],
+  ];
+  for (const [input, kind] of cases) t.equal(classify(input).kind, kind, `${input.name}: ${input.message} → ${kind}`);
+});
 
 t.test('transport errors map to one catalogued error each', async (t) => {
   const cases: [unknown, string, number][] = [
