@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import YAML from 'yaml';
-import { ENV_CONFIG_FILE, KEYS } from './schema.js';
+import { ENV_CONFIG_FILE, ENV_WORKER_TLS_PORT, KEYS } from './schema.js';
 import { ConfigError, buildConfig, flattenYaml, fromEnv, type Config, type Raw } from './validate.js';
 
 export const DEFAULT_CONFIG_FILE = path.join('config', 'berth.yaml');
@@ -64,5 +64,5 @@ export function readYaml(file: string, required: boolean): Map<string, Raw> {
 export function loadConfig(args: CliArgs, env: NodeJS.ProcessEnv): Config {
   const named = args.configFile ?? env[ENV_CONFIG_FILE];
   const fileLayer = readYaml(named ?? DEFAULT_CONFIG_FILE, named !== undefined);
-  return buildConfig([fileLayer, fromEnv(env, [ENV_CONFIG_FILE]), args.flags]);
+  return buildConfig([fileLayer, fromEnv(env, [ENV_CONFIG_FILE, ENV_WORKER_TLS_PORT]), args.flags]);
 }

@@ -215,3 +215,5 @@ export function envName(path: string): string {
 
 /** Environment variables that are not config keys but are still berth's own. */
 export const ENV_CONFIG_FILE = 'BERTH_CONFIG';
+/** Set by the primary for its workers: the TLS port it claimed for them (server/cluster.ts). */
+export const ENV_WORKER_TLS_PORT = 'BERTH_WORKER_TLS_PORT';

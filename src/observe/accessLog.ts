@@ -3,7 +3,8 @@ import type { ProxyError } from '../proxy/errors.js';
 
 /** What the handler counts for one request, for its access line. */
 export interface Exchanged {
-  readonly started: bigint;
+  /** performance.now() when the request arrived, ms. */
+  readonly started: number;
   bytesIn: number;
   bytesOut: number;
   client: string;
@@ -49,7 +50,7 @@ export function accessLine(req: http.IncomingMessage, res: http.ServerResponse, 
     status: res.headersSent ? res.statusCode : 499,
     bytesIn: rec.bytesIn,
     bytesOut: rec.bytesOut,
-    durationMs: Number((process.hrtime.bigint() - rec.started) / 1000n) / 1000,
+    durationMs: Math.round((performance.now() - rec.started) * 1000) / 1000,
     client: rec.client,
   };
   const uuid = uploadUuid(url, rec.uploadUuid);

@@ -36,7 +36,7 @@ export class InFlight {
 
   /** Up to `limit` requests, for a log line: never headers, and the upload state redacted. */
   describe(limit = 10): Record<string, unknown>[] {
-    const now = process.hrtime.bigint();
+    const now = performance.now();
     return [...this.#entries]
       .slice(0, limit)
       .map(([req, { record }]) => ({
@@ -45,7 +45,7 @@ export class InFlight {
         client: record.client,
         bytesIn: record.bytesIn,
         bytesOut: record.bytesOut,
-        seconds: Math.round(Number((now - record.started) / 1_000_000n) / 100) / 10,
+        seconds: Math.round((now - record.started) / 100) / 10,
       }));
   }
 }

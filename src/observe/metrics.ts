@@ -51,8 +51,25 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
   });
   const bytesIn = new client.Counter({ name: 'berth_request_body_bytes_total', help: 'Request body bytes received from clients (counted when a request ends).', registers });
   const bytesOut = new client.Counter({ name: 'berth_response_body_bytes_total', help: 'Response body bytes relayed to clients (counted when a request ends).', registers });
-  const inFlight = new client.Gauge({ name: 'berth_requests_in_flight', help: 'Requests being served.', registers });
-  const uploads = new client.Gauge({ name: 'berth_uploads_in_flight', help: 'Blob upload requests (POST, PATCH, PUT) being served.', registers });
+  // Counted here and read at scrape time: two fewer prom-client calls on every request.
+  let inFlight = 0;
+  let uploads = 0;
+  new client.Gauge({
+    name: 'berth_requests_in_flight',
+    help: 'Requests being served.',
+    registers,
+    collect() {
+      this.set(inFlight);
+    },
+  });
+  new client.Gauge({
+    name: 'berth_uploads_in_flight',
+    help: 'Blob upload requests (POST, PATCH, PUT) being served.',
+    registers,
+    collect() {
+      this.set(uploads);
+    },
+  });
   const connections = new client.Gauge({ name: 'berth_open_connections', help: 'Client connections open on the TLS listener.', registers });
   const handshakes = new client.Counter({
     name: 'berth_tls_handshakes_total',
@@ -78,13 +95,13 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
   return {
     started(method, path) {
       const operation = operationOf(method, path);
-      inFlight.inc();
-      if (isUpload(method, operation)) uploads.inc();
+      inFlight++;
+      if (isUpload(method, operation)) uploads++;
       return operation;
     },
     finished(done) {
-      inFlight.dec();
-      if (isUpload(done.method, done.operation)) uploads.dec();
+      inFlight--;
+      if (isUpload(done.method, done.operation)) uploads--;
       requests.inc({ method: done.method, status_class: `${Math.floor(done.status / 100)}xx`, operation: done.operation });
       duration.observe({ operation: done.operation }, done.seconds);
       bytesIn.inc(done.bytesIn);

@@ -60,6 +60,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     const refused = refusalOf(req.socket);
     const refusal = refused ?? headerRefusal(req);
     if (refusal) {
+      countBody(req, record);
       record.error = new ProxyError(refusal);
       res.shouldKeepAlive = false;
       sendError(req, res, record.error, refused ? { 'retry-after': '5' } : {});
@@ -68,12 +69,13 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     try {
       for (const pass of REQUEST_PASSES) pass(ctx);
     } catch (err) {
+      countBody(req, record);
       record.error = classify(err);
       sendError(req, res, record.error);
       return;
     }
     req.url = ctx.url; // the transport forwards req.url byte-for-byte
-    guardFraming(req, ctx, () => {
+    guardFraming(req, ctx, record, () => {
       record.error = new ProxyError('bad_framing', { detail: `${ctx.body} framing, more body bytes arrived` });
       deps.logger.error({ method: ctx.method, client: ctx.client }, 'the request body does not match the framing berth read: connection closed, nothing more forwarded');
       req.socket.destroy();
@@ -107,66 +109,72 @@ function headerRefusal(req: http.IncomingMessage): 'headers_too_large' | 'too_ma
 }
 
 /**
- * berth forwards the body with the framing it read (`ctx.body`); Node's parser delivers
- * the body it framed. Should they ever differ (more bytes than a Content-Length berth
- * saw, or any byte where it saw no body), nothing more is forwarded: `mismatch` runs once.
+ * Counts the request's body bytes into `record` (one 'data' listener per request). berth
+ * forwards the body with the framing it read (`ctx.body`); Node's parser delivers the body
+ * it framed. Should they ever differ (more bytes than a Content-Length berth saw, or any
+ * byte where it saw no body), nothing more is forwarded: `mismatch` runs once.
  */
-export function guardFraming(req: http.IncomingMessage, ctx: RequestContext, mismatch: () => void): void {
-  if (ctx.body === 'chunked') return;
-  const allowed = ctx.body === 'none' ? 0 : Number(ctx.headers['content-length']);
-  let seen = 0;
-  const count = (chunk: Buffer): void => {
-    seen += chunk.length;
-    if (seen <= allowed) return;
-    req.off('data', count);
+export function guardFraming(req: http.IncomingMessage, ctx: RequestContext, record: { bytesIn: number }, mismatch: () => void): void {
+  const allowed = ctx.body === 'chunked' ? Infinity : ctx.body === 'none' ? 0 : Number(ctx.headers['content-length']);
+  let fired = false;
+  req.on('data', (chunk: Buffer) => {
+    record.bytesIn += chunk.length;
+    if (record.bytesIn <= allowed || fired) return;
+    fired = true;
     mismatch();
-  };
-  req.on('data', count);
+  });
 }
 
-/** Timeouts, byte counts and the access line for one request. */
+/** Counts the body bytes of a request berth answers itself. */
+function countBody(req: http.IncomingMessage, record: Exchanged): void {
+  req.on('data', (chunk: Buffer) => (record.bytesIn += chunk.length));
+}
+
+/** Timeouts, the in-flight record and the access line for one request. */
 function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, deps: HandlerDeps): Exchanged {
-  const record: Exchanged = { started: process.hrtime.bigint(), bytesIn: 0, bytesOut: 0, client: ctx.client, error: undefined };
+  const record: Exchanged = { started: performance.now(), bytesIn: 0, bytesOut: 0, client: ctx.client, error: undefined };
   const socket = req.socket;
   deps.inFlight.add(req, res, record);
-  const method = req.method ?? 'GET';
-  const operation = deps.observer?.started(method, req.url ?? '/');
+  const method = ctx.method;
+  const operation = deps.observer?.started(method, ctx.url);
   // Per request, since Node resets the socket timeout to 0 after a keep-alive wait.
   socket.setTimeout(deps.clientIdle);
-  req.on('data', (chunk: Buffer) => (record.bytesIn += chunk.length));
   req.once('end', () => {
     if (!res.headersSent) deps.awaitingUpstream.add(socket);
   });
+  const report = (): void => {
+    if (!res.writableFinished && !record.error) record.error = new ProxyError('client_gone');
+    record.client = ctx.client;
+    deps.logger.info(accessLine(req, res, record));
+    deps.inFlight.done(req);
+    if (operation !== undefined) {
+      deps.observer?.finished({
+        method,
+        operation,
+        status: res.headersSent ? res.statusCode : 499,
+        bytesIn: record.bytesIn,
+        bytesOut: record.bytesOut,
+        seconds: (performance.now() - record.started) / 1000,
+        error: record.error?.kind,
+      });
+    }
+  };
   // A response queued behind another (pipelining) gets no 'close' of its own when the
   // connection closes first: the record ends with whichever comes first.
   let ended = false;
   const end = (): void => {
     if (ended) return;
     ended = true;
-    socket.off('close', end);
+    socket.removeListener('close', end);
+    res.removeListener('close', end);
     deps.awaitingUpstream.delete(socket);
-    // The error that closed the response (client gone, upstream reset) is reported on
-    // the next ticks; log once they have run.
-    setImmediate(() => {
-      if (!res.writableFinished && !record.error) record.error = new ProxyError('client_gone');
-      record.client = ctx.client;
-      deps.logger.info(accessLine(req, res, record));
-      deps.inFlight.done(req);
-      if (operation !== undefined) {
-        deps.observer?.finished({
-          method,
-          operation,
-          status: res.headersSent ? res.statusCode : 499,
-          bytesIn: record.bytesIn,
-          bytesOut: record.bytesOut,
-          seconds: Number(process.hrtime.bigint() - record.started) / 1e9,
-          error: record.error?.kind,
-        });
-      }
-    });
+    // An answer that went out whole is logged now. The error that cut one short (client
+    // gone, upstream reset) is reported on the next ticks: log once they have run.
+    if (res.writableFinished) report();
+    else setImmediate(report);
   };
-  res.once('close', end);
-  socket.once('close', end);
+  res.on('close', end);
+  socket.on('close', end);
   return record;
 }
 

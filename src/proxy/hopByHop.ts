@@ -10,15 +10,27 @@ export function isFixedHopByHop(name: string): boolean {
   return FIXED.has(name) || name.startsWith('proxy-');
 }
 
-/** The lowercased header names a Connection header lists. */
-export function connectionTokens(value: string | readonly string[] | undefined): Set<string> {
-  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
-  return new Set(
-    String(text)
-      .split(',')
-      .map((token) => token.trim().toLowerCase())
-      .filter(Boolean),
-  );
+const NONE: ReadonlySet<string> = new Set();
+/** Sets already made, by Connection value: a handful in practice ("keep-alive", "close"). */
+const known = new Map<string, ReadonlySet<string>>();
+const KNOWN_MAX = 64;
+
+/** The lowercased header names a Connection header lists, as a set never to be changed. */
+export function connectionTokens(value: string | readonly string[] | undefined): ReadonlySet<string> {
+  if (value === undefined || value.length === 0) return NONE;
+  const text = Array.isArray(value) ? value.join(',') : String(value);
+  let tokens = known.get(text);
+  if (tokens !== undefined) return tokens;
+  const made = new Set<string>();
+  for (const token of text.split(',')) {
+    const name = token.trim().toLowerCase();
+    if (name) made.add(name);
+  }
+  // Bounded: a client that varies its Connection header cannot grow it.
+  if (known.size >= KNOWN_MAX) known.clear();
+  known.set(text, made);
+  tokens = made;
+  return tokens;
 }
 
 /** Headers that decide message framing; never removed because Connection names them. */

@@ -20,8 +20,8 @@ import { ProxyError } from './errors.js';
  * - the upstream request dies with the client response, whenever the client leaves;
  * - no time limit but berth's: undici's header and body timeouts (300 s by default: a
  *   registry may hash a big blob for longer before answering the final PUT) are off, and
- *   `timeouts.upstreamResponse` is one inactivity timer over the exchange, refreshed by
- *   every chunk sent or received;
+ *   `timeouts.upstreamResponse` is one inactivity limit over the exchange, renewed by
+ *   every chunk sent or received (IdleSweep);
  * - HTTP/1.1 only (undici 8 would offer h2 to an https upstream), no pipelining;
  * - a 101 that switches protocols (berth forwards no Upgrade) is the upstream's error.
  */
@@ -93,9 +93,10 @@ export function createTransport(options: TransportOptions): Transport {
       return client;
     },
   });
+  const idle = options.responseTimeout > 0 ? new IdleSweep(options.responseTimeout) : undefined;
   return {
     forward(req, res, exchange, body) {
-      const upstreamExchange = new UpstreamExchange(req, res, exchange, options.responseTimeout);
+      const upstreamExchange = new UpstreamExchange(req, res, exchange, idle);
       const empty = body === 'none' || (body === 'length' && req.headers['content-length'] === '0');
       pool.dispatch(
         {
@@ -111,16 +112,70 @@ export function createTransport(options: TransportOptions): Transport {
       return upstreamExchange;
     },
     close() {
+      idle?.stop();
       void pool.destroy().catch(() => {});
     },
   };
+}
+
+/**
+ * berth's inactivity limit on exchanges with the upstream (timeouts.upstreamResponse): one
+ * interval for all of them instead of a timer per request refreshed by every chunk, which
+ * would put timer work on the body path. A chunk only marks its exchange active; a sweep
+ * (every limit/8, at most every second) ends an exchange that has been quiet since the
+ * sweep before the limit ran out. So an exchange ends after between the limit and the
+ * limit plus one sweep of silence, never before.
+ */
+class IdleSweep {
+  private readonly watched = new Set<UpstreamExchange>();
+  private readonly every: number;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly limit: number) {
+    this.every = Math.max(5, Math.min(1000, Math.ceil(limit / 8)));
+  }
+
+  watch(exchange: UpstreamExchange): void {
+    exchange.active = true;
+    this.watched.add(exchange);
+    if (this.timer === undefined) {
+      this.timer = setInterval(() => this.sweep(), this.every);
+      this.timer.unref();
+    }
+  }
+
+  unwatch(exchange: UpstreamExchange): void {
+    this.watched.delete(exchange);
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  private sweep(): void {
+    if (this.watched.size === 0) return this.stop();
+    const now = performance.now();
+    for (const exchange of this.watched) {
+      if (exchange.active) {
+        exchange.active = false;
+        exchange.quietSince = now;
+      } else if (now - exchange.quietSince >= this.limit) {
+        this.watched.delete(exchange);
+        exchange.timedOut();
+      }
+    }
+  }
 }
 
 /** One request on the pool: relays undici's events to the handler and the body to the client. */
 class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding {
   private controller: Dispatcher.DispatchController | undefined;
   private done = false;
-  private timer: NodeJS.Timeout | undefined;
+  /** Bytes moved since the last sweep (IdleSweep). */
+  active = true;
+  /** When a sweep first found it quiet, ms (performance.now()). */
+  quietSince = 0;
   private readonly resume = (): void => this.controller?.resume();
   private readonly clientGone = (): void => {
     if (!this.done && !this.res.writableFinished) this.stop(new ProxyError('client_gone'));
@@ -130,14 +185,16 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding {
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly exchange: Exchange,
-    timeout: number,
+    private readonly idle: IdleSweep | undefined,
   ) {
-    if (timeout > 0) {
-      this.timer = setTimeout(() => this.stop(new ProxyError('upstream_timeout')), timeout);
-      this.timer.unref();
-    }
+    idle?.watch(this);
     // The client left (at any moment, not only while its body arrives): so does the upstream request.
     res.once('close', this.clientGone);
+  }
+
+  /** The upstream has been quiet for timeouts.upstreamResponse. */
+  timedOut(): void {
+    this.stop(new ProxyError('upstream_timeout'));
   }
 
   abort(): void {
@@ -155,12 +212,12 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding {
   }
 
   onBodySent(): void {
-    this.timer?.refresh();
+    this.active = true;
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, status: number, _headers: unknown, statusMessage?: string): void {
     if (this.done) return;
-    this.timer?.refresh();
+    this.active = true;
     // An informational answer (103 Early Hints, 102): the final one follows; Node's client
     // did not relay them either. (undici fails a 100 nobody asked for; a 101, or a status
     // under 100, goes to the handler, which refuses it.)
@@ -171,7 +228,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding {
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
     if (this.done) return;
-    this.timer?.refresh();
+    this.active = true;
     this.exchange.onResponseBytes(chunk.length);
     if (!this.res.write(chunk)) {
       controller.pause();
@@ -202,7 +259,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding {
   }
 
   private finish(): void {
-    if (this.timer) clearTimeout(this.timer);
+    this.idle?.unwatch(this);
     this.res.off('close', this.clientGone);
     this.res.off('drain', this.resume);
   }

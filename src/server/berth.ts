@@ -46,7 +46,13 @@ export interface Berth {
 }
 
 /** Wires config, TLS material, transport and handler into a listening server. */
-export async function startBerth(config: Config, tls: TlsMaterial, logger: Logger, options: { ticketKeys?: TicketKeySource } = {}): Promise<Berth> {
+export interface StartOptions {
+  readonly ticketKeys?: TicketKeySource;
+  /** Listen with SO_REUSEPORT, beside the other workers (server/cluster.ts). */
+  readonly reusePort?: boolean;
+}
+
+export async function startBerth(config: Config, tls: TlsMaterial, logger: Logger, options: StartOptions = {}): Promise<Berth> {
   const awaitingUpstream = new WeakSet<Socket>();
   const inFlight = new InFlight();
   const registry = new client.Registry();
@@ -76,7 +82,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   });
   const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, awaitingUpstream, ticketKeys: options.ticketKeys });
 
-  await listen(server, config.listen);
+  await listen(server, config.listen, options.reusePort === true);
   server.on('error', (err) => logger.error({ err }, 'listener error'));
   const address = server.address() as AddressInfo;
   let redirect: http.Server | undefined;
@@ -185,10 +191,10 @@ function refusalReporter(metrics: ServingMetrics, logger: Logger): AdmissionEven
   };
 }
 
-function listen(server: http.Server, at: { host: string | undefined; port: number }): Promise<void> {
+function listen(server: http.Server, at: { host: string | undefined; port: number }, reusePort = false): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ host: at.host, port: at.port }, () => {
+    server.listen({ host: at.host, port: at.port, ...(reusePort ? { reusePort } : {}) }, () => {
       server.off('error', reject);
       resolve();
     });

@@ -1,6 +1,6 @@
 import cluster, { type Worker } from 'node:cluster';
 import crypto from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import client from 'prom-client';
 import { startAdminListener } from '../admin/start.js';
@@ -8,6 +8,7 @@ import { answerMetricRequests, workerMetricsText } from '../observe/clusterMetri
 import { registerCertificateExpiry, registerDraining } from '../observe/metrics.js';
 import { watchCertificate } from '../tls/reload.js';
 import type { Config } from '../config/validate.js';
+import { ENV_WORKER_TLS_PORT } from '../config/schema.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { isTicketKeysRequest, rotateTicketKeys, ticketKeysFromPrimary, ticketKeysMessage } from '../tls/ticketKeys.js';
 import { startBerth } from './berth.js';
@@ -43,6 +44,31 @@ function workerExecArgv(): string[] {
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
   const extra = WORKER_V8_FLAGS.filter((flag) => !given.some((arg) => arg.startsWith(flag.split('=')[0]!)));
   return [...process.execArgv, ...extra];
+}
+
+/**
+ * How the workers share the TLS port. On Linux each worker listens on it itself with
+ * SO_REUSEPORT and the kernel spreads new connections across them. node:cluster's own way
+ * has the primary accept every connection and pass it to a worker over IPC, which costs
+ * about 350 µs of CPU per new connection (bench/README.md). Elsewhere, node:cluster's way.
+ * (The plain-HTTP redirect listener keeps node:cluster's way: it only answers redirects.)
+ */
+export const REUSE_PORT = process.platform === 'linux';
+
+/**
+ * Binds the TLS address once, plainly, and lets it go: a port that is taken fails here
+ * with EADDRINUSE, before any worker starts, and so does a second berth on the same port
+ * (its workers' SO_REUSEPORT sockets refuse a plain bind). Port 0 becomes a real one.
+ */
+async function claimPort(at: Config['listen']): Promise<number> {
+  const probe = net.createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', reject);
+    probe.listen({ host: at.host, port: at.port, exclusive: true }, resolve);
+  });
+  const port = (probe.address() as AddressInfo).port;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }
 
 /**
@@ -97,13 +123,14 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
   /** A worker cut requests (grace period over, second signal) or died while stopping. */
   let cutShort = false;
 
+  const port = REUSE_PORT ? await claimPort(config.listen) : undefined;
   cluster.setupPrimary({ execArgv: workerExecArgv() });
   // Workers alive, by id. Not cluster.workers: Node removes a worker from it only once both
   // its process has exited and its IPC channel has closed, in either order, so on 'exit'
   // the last worker may still be listed.
   const live = new Map<number, Worker>();
   const fork = (): Worker => {
-    const worker = cluster.fork();
+    const worker = cluster.fork(port === undefined ? {} : { [ENV_WORKER_TLS_PORT]: String(port) });
     live.set(worker.id, worker);
     worker.on('message', (message: unknown) => {
       if (isTicketKeysRequest(message)) return void worker.send(ticketKeysMessage(ticketKeys.current()));
@@ -187,7 +214,10 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
 /** A worker: the same config as the primary (same argv and environment). */
 export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const tls = await loadTlsMaterial(config, undefined);
-  const berth = await startBerth(config, tls, logger, { ticketKeys: await ticketKeysFromPrimary() });
+  const port = Number(process.env[ENV_WORKER_TLS_PORT] ?? NaN);
+  const own = Number.isInteger(port) && port > 0;
+  const served = own ? { ...config, listen: Object.freeze({ ...config.listen, port }) } : config;
+  const berth = await startBerth(served, tls, logger, { ticketKeys: await ticketKeysFromPrimary(), reusePort: own });
   answerMetricRequests(berth.registry);
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);

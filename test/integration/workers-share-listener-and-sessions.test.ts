@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import tls from 'node:tls';
 import t from 'tap';
-import { startCli, stopCli } from '../helpers/cli.js';
+import { runCli, startCli, stopCli } from '../helpers/cli.js';
 import { makeTestPki, type TestPki } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -33,14 +33,16 @@ t.test('with workers: 2, both serve, and a TLS session resumes on either', async
     const first = await once_(berth.port, pki, `/v2/${version}/first`, { maxVersion: version });
     t.equal(first.status, 'HTTP/1.1 200 OK');
     t.ok(first.session, `${version}: a session to resume`);
+    // The kernel spreads connections over the workers by a hash of their addresses
+    // (SO_REUSEPORT): 16 land on one worker alone once in 32,768 runs.
     const resumed: boolean[] = [];
-    for (let i = 0; i < 8; i++) {
+    for (let i = 0; i < 16; i++) {
       const next = await once_(berth.port, pki, `/v2/${version}/resume/${i}`, { maxVersion: version, session: first.session });
       t.equal(next.status, 'HTTP/1.1 200 OK');
       resumed.push(next.reused);
     }
-    t.same(resumed, Array(8).fill(true), `${version}: every reconnection resumed the session`);
-    await berth.waitForLine((l) => l.path === `/v2/${version}/resume/7`);
+    t.same(resumed, Array(16).fill(true), `${version}: every reconnection resumed the session`);
+    await berth.waitForLine((l) => l.path === `/v2/${version}/resume/15`);
     const pids = new Set(berth.lines.filter((l) => String(l.path).startsWith(`/v2/${version}/resume/`)).map((l) => l.pid));
     t.equal(pids.size, 2, `${version}: resumed connections were served by both workers`);
   }
@@ -49,6 +51,52 @@ t.test('with workers: 2, both serve, and a TLS session resumes on either', async
   t.notOk(serving.has(berth.child.pid), 'the primary serves no requests');
   t.equal(await stopCli(berth.child), 0, 'SIGTERM: workers drain, berth exits 0');
   t.equal(berth.lines.filter((l) => l.msg === 'stopped').length, 3, "each worker's and the primary's last line was written before exit");
+});
+
+/** Inodes of the sockets listening on this TCP port (IPv4), from /proc/net/tcp. */
+function listeningInodes(port: number): Set<string> {
+  const hex = port.toString(16).toUpperCase().padStart(4, '0');
+  const rows = fs.readFileSync('/proc/net/tcp', 'latin1').split('\n').slice(1).map((row) => row.trim().split(/\s+/));
+  // local_address is ADDR:PORT in hex; state 0A is LISTEN; the inode is the tenth field.
+  return new Set(rows.filter((f) => f[1]?.endsWith(`:${hex}`) && f[3] === '0A').map((f) => f[9]!));
+}
+
+/** Inodes of the sockets a process holds open. */
+function socketInodes(pid: number): Set<string> {
+  const out = new Set<string>();
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    const target = fs.readlinkSync(`/proc/${pid}/fd/${fd}`, { encoding: 'latin1' });
+    const inode = /^socket:\[(\d+)\]$/.exec(target)?.[1];
+    if (inode) out.add(inode);
+  }
+  return out;
+}
+
+t.test('with workers: 2 on Linux, each worker listens on the port itself (SO_REUSEPORT); a second berth on that port is refused', { skip: process.platform !== 'linux' && 'SO_REUSEPORT and /proc are Linux' }, async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  const pki = await makeTestPki();
+  const args = ['--workers', '2', '--upstream', up.url, '--cert', pki.certFile, '--key', pki.keyFile, '--admin-listen', 'off'];
+  const berth = await startCli([...args, '--listen', '127.0.0.1:0']);
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  const pids = new Set<number>();
+  for (let i = 0; i < 16; i++) {
+    t.equal((await once_(berth.port, pki, `/v2/spread/${i}`, {})).status, 'HTTP/1.1 200 OK');
+    pids.add((await berth.waitForLine((l) => l.path === `/v2/spread/${i}`)).pid as number);
+  }
+  t.equal(pids.size, 2, 'the kernel spread 16 new connections over both workers');
+  const listening = listeningInodes(berth.port);
+  t.equal(listening.size, 2, 'two sockets listen on the port');
+  for (const pid of pids) t.equal([...socketInodes(pid)].filter((inode) => listening.has(inode)).length, 1, `worker ${pid} holds one of them`);
+  t.equal([...socketInodes(berth.child.pid!)].filter((inode) => listening.has(inode)).length, 0, 'the primary holds none: no connection passes through it');
+
+  for (const workers of ['2', '1']) {
+    const second = await runCli(['--workers', workers, ...args, '--listen', `127.0.0.1:${berth.port}`]);
+    t.equal(second.code, 1, `a second berth (workers ${workers}) on the same port does not start`);
+    t.match(second.stderr, new RegExp(`cannot listen: .*EADDRINUSE.*127\\.0\\.0\\.1:${berth.port}`), 'and says why');
+  }
+  t.equal((await once_(berth.port, pki, '/v2/still', {})).status, 'HTTP/1.1 200 OK', 'the first one serves on, alone');
+  t.equal(listeningInodes(berth.port).size, 2);
+  t.equal(await stopCli(berth.child), 0);
 });
 
 t.test('a worker that dies is replaced and berth keeps serving', async (t) => {
@@ -111,8 +159,9 @@ for (const workers of ['1', '2']) {
     };
     await rotated(0);
     const before = await once_(berth.port, pki, '/v2/before', {});
-    const first = await Promise.all([0, 1, 2, 3, 4, 5].map(() => resume(before.session)));
-    t.same(first.map((r) => r.reused), Array(6).fill(true), 'a ticket resumes while its keys are in service');
+    // 16 connections: the kernel's hash puts them all on one worker once in 32,768 runs.
+    const first = await Promise.all(Array.from({ length: 16 }, () => resume(before.session)));
+    t.same(first.map((r) => r.reused), Array(16).fill(true), 'a ticket resumes while its keys are in service');
     if (workers === '2') {
       t.equal(new Set(first.map((r) => r.pid)).size, 2, 'on both workers');
       // A worker started after a rotation gets the keys in service (Node would hand it the
@@ -133,8 +182,8 @@ for (const workers of ['1', '2']) {
     t.equal(stale.status, 'HTTP/1.1 200 OK', 'a ticket from before the rotation still connects');
     t.notOk(stale.reused, 'with a full handshake');
     const after = [];
-    for (let i = 0; i < 6; i++) after.push(await resume(stale.session));
-    t.same(after.map((r) => r.reused), Array(6).fill(true), 'the ticket it got resumes');
+    for (let i = 0; i < 16; i++) after.push(await resume(stale.session));
+    t.same(after.map((r) => r.reused), Array(16).fill(true), 'the ticket it got resumes');
     if (workers === '2') t.equal(new Set(after.map((r) => r.pid)).size, 2, 'on both workers');
     t.equal(await stopCli(berth.child), 0);
   });

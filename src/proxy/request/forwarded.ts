@@ -29,8 +29,8 @@ function clientFromChain(ctx: RequestContext, chain: readonly string[]): string 
 export const setForwarded: RequestPass = (ctx) => {
   const headers = ctx.headers;
   const peer = normalizeAddress(ctx.peer);
-  const inbound = ctx.trusted ? [headers['x-forwarded-for'] ?? []].flat().join(',') : '';
-  for (const name of Object.keys(headers)) {
+  const inbound = ctx.trusted ? headers['x-forwarded-for'] : undefined;
+  for (const name in headers) {
     // X_Forwarded_Proto is X-Forwarded-Proto to a CGI-style upstream (both become
     // HTTP_X_FORWARDED_PROTO): such spellings are dropped from everyone, as nginx ignores
     // headers with underscores.
@@ -38,13 +38,20 @@ export const setForwarded: RequestPass = (ctx) => {
     if (!isForwardingHeader(underscored ? name.replace(/_/g, '-') : name)) continue;
     if (underscored || !ctx.trusted || name.startsWith('x-forwarded-')) delete headers[name];
   }
-  const chain = inbound
-    .split(',')
-    .map((hop) => hop.trim())
-    .filter(Boolean);
-  chain.push(peer);
-  headers['x-forwarded-for'] = chain.join(', ');
+  if (inbound === undefined) {
+    // The chain starts here: the peer is the client, or a trusted proxy that named none.
+    headers['x-forwarded-for'] = peer;
+    ctx.client = peer;
+  } else {
+    const chain: string[] = [];
+    for (const hop of [inbound].flat().join(',').split(',')) {
+      const trimmed = hop.trim();
+      if (trimmed) chain.push(trimmed);
+    }
+    chain.push(peer);
+    headers['x-forwarded-for'] = chain.join(', ');
+    ctx.client = clientFromChain(ctx, chain);
+  }
   headers['x-forwarded-proto'] = 'https';
   if (headers.host !== undefined) headers['x-forwarded-host'] = headers.host;
-  ctx.client = clientFromChain(ctx, chain);
 };

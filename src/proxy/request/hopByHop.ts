@@ -16,7 +16,7 @@ export const stripHopByHop: RequestPass = (ctx) => {
   const headers = ctx.headers;
   const chunked = headers['transfer-encoding'] !== undefined;
   const named = connectionTokens(headers.connection);
-  for (const name of Object.keys(headers)) {
+  for (const name in headers) {
     if (isFixedHopByHop(name) || (named.has(name) && !FRAMING.has(name))) delete headers[name];
   }
   delete headers.expect;

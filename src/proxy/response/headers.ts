@@ -19,6 +19,13 @@ export function pairsFromRaw(raw: readonly string[]): HeaderPairs {
   return pairs;
 }
 
+/** name, value, name, value…: what writeHead takes with duplicates kept. */
 export function flattenPairs(pairs: HeaderPairs): string[] {
-  return pairs.flat();
+  const flat = new Array<string>(pairs.length * 2);
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i]!;
+    flat[2 * i] = pair[0];
+    flat[2 * i + 1] = pair[1];
+  }
+  return flat;
 }

@@ -10,14 +10,16 @@ import { guardFraming } from '../../../src/proxy/handler.js';
 // Node 22+ refuses the header counts that once made them differ, so this is checked here
 // with a stand-in request stream.
 
-function run(body: BodyFraming, contentLength: string | undefined, chunks: readonly string[]): boolean {
+function run(body: BodyFraming, contentLength: string | undefined, chunks: readonly string[], counted?: (bytes: number) => void): boolean {
   const req = new PassThrough();
   const headers: http.IncomingHttpHeaders = contentLength === undefined ? {} : { 'content-length': contentLength };
   const ctx = createContext({ upstream: new URL('http://r:5000'), publicOrigin: undefined, trustedProxies: addressSet([]) }, { method: 'POST', url: '/v2/', headers, socket: {} });
   ctx.body = body;
   let mismatches = 0;
-  guardFraming(req as unknown as http.IncomingMessage, ctx, () => mismatches++);
+  const record = { bytesIn: 0 };
+  guardFraming(req as unknown as http.IncomingMessage, ctx, record, () => mismatches++);
   for (const chunk of chunks) req.write(chunk);
+  counted?.(record.bytesIn);
   return mismatches === 1;
 }
 
@@ -29,4 +31,10 @@ t.test('the guard fires once, at the first byte beyond the framing berth read', 
   t.ok(run('length', '5', ['hello', '!']), 'one byte more: mismatch');
   t.ok(run('length', '0', ['a']), 'Content-Length: 0 and a byte');
   t.notOk(run('chunked', undefined, ['a'.repeat(100_000)]), 'chunked: the parser frames it, any length');
+});
+
+t.test('every body byte is counted for the access line, past a mismatch too', async (t) => {
+  run('length', '5', ['he', 'llo'], (bytes) => t.equal(bytes, 5));
+  run('none', undefined, ['x', 'yz'], (bytes) => t.equal(bytes, 3));
+  run('chunked', undefined, ['a'.repeat(70_000), 'b'], (bytes) => t.equal(bytes, 70_001));
 });
