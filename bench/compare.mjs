@@ -12,7 +12,9 @@
 // Node 22.19 or later (undici 8), and a build (npm run build). Run: npm run bench:compare
 // Environment: BENCH_ROUNDS (3), BENCH_SIZE_MB (2048), BENCH_SMALL_SIZE_MB (200),
 // BENCH_CONCURRENCY (8), BENCH_SECONDS (10, for wrk and handshakes), BENCH_WORKERS (auto),
-// BENCH_ONLY (all; a comma list of upload, download, uploadN, downloadN, uploadNSmall, small, handshakes).
+// BENCH_ONLY (all; a comma list of upload, download, uploadN, downloadN, uploadNSmall, small, handshakes),
+// BENCH_BERTH_ALSO (none; "label=DIR,…": other berth builds, each a checkout with dist/ built,
+// measured as fronts of their own, "berth@label", for a same-run A/B of two versions).
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -39,6 +41,19 @@ for (const m of ONLY) {
   }
 }
 const wanted = (m) => ONLY.length === 0 || ONLY.includes(m);
+const ALSO = (process.env.BENCH_BERTH_ALSO ?? '')
+  .split(',')
+  .map((item) => item.trim())
+  .filter(Boolean)
+  .map((item) => {
+    const [label, dir] = item.split('=');
+    const entry = dir === undefined ? undefined : path.resolve(dir, 'dist', 'cli.js');
+    if (!label || entry === undefined || !fs.existsSync(entry)) {
+      console.error(`bench: BENCH_BERTH_ALSO: expected label=DIR with DIR/dist/cli.js built, got "${item}"`);
+      process.exit(2);
+    }
+    return { name: `berth@${label}`, entry };
+  });
 const CORES = os.availableParallelism();
 const here = path.dirname(fileURLToPath(import.meta.url));
 const cli = path.join(here, '..', 'dist', 'cli.js');
@@ -115,10 +130,10 @@ const upstream = spawn(process.execPath, [path.join(here, 'upstream.mjs')], { st
 children.push(upstream);
 const upstreamPort = JSON.parse(await firstLine(upstream)).port;
 
-async function startBerth() {
+async function startBerth(name = 'berth', entry = cli) {
   const child = spawn(
     process.execPath,
-    ['--max-semi-space-size=2', cli, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', WORKERS],
+    ['--max-semi-space-size=2', entry, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', WORKERS],
     { stdio: ['ignore', 'pipe', 'inherit'], cwd: work },
   );
   children.push(child);
@@ -133,9 +148,9 @@ async function startBerth() {
         resolve(Number(match[1]));
       }
     });
-    child.once('exit', (code) => reject(new Error(`berth exited with ${code}`)));
+    child.once('exit', (code) => reject(new Error(`${name} exited with ${code}`)));
   });
-  return { name: 'berth', port, pid: child.pid };
+  return { name, port, pid: child.pid };
 }
 
 /** The naive undici proxy (bench/naive-undici.mjs): Node's ceiling as a TLS front, in `workers` processes. */
@@ -319,7 +334,8 @@ const naiveWorkers = WORKERS === 'auto' ? CORES : Number(WORKERS);
 const fronts = [await startBerth(), await startNginx(), await startNaive(1)];
 if (naiveWorkers > 1) fronts.push(await startNaive(naiveWorkers));
 const cluster = fronts.at(-1).name;
-console.log(`bench: ${ROUNDS} rounds, ${SIZE / 2 ** 20} MiB bodies, ${CONCURRENCY} concurrent, ${CORES} cores, berth workers ${WORKERS}, nginx ${CORES} workers, reference: ${fronts.slice(2).map((f) => f.name).join(', ')}`);
+for (const build of ALSO) fronts.push(await startBerth(build.name, build.entry));
+console.log(`bench: ${ROUNDS} rounds, ${SIZE / 2 ** 20} MiB bodies, ${CONCURRENCY} concurrent, ${CORES} cores, berth workers ${WORKERS}, nginx ${CORES} workers, reference: ${fronts.filter((f) => f.name.startsWith('naive')).map((f) => f.name).join(', ')}${ALSO.length ? `, other builds: ${ALSO.map((b) => b.name).join(', ')}` : ''}`);
 
 // Warm every front up (JIT, connection pools) so the first measured round is not its first load.
 for (const front of fronts) await run('wrk', ['-t2', '-c64', '-d2s', `https://localhost:${front.port}/v2/`]);
