@@ -19,8 +19,8 @@ const KNOWN_MAX = 64;
 export function connectionTokens(value: string | readonly string[] | undefined): ReadonlySet<string> {
   if (value === undefined || value.length === 0) return NONE;
   const text = Array.isArray(value) ? value.join(',') : String(value);
-  let tokens = known.get(text);
-  if (tokens !== undefined) return tokens;
+  const seen = known.get(text);
+  if (seen !== undefined) return seen;
   const made = new Set<string>();
   for (const token of text.split(',')) {
     const name = token.trim().toLowerCase();
@@ -29,8 +29,7 @@ export function connectionTokens(value: string | readonly string[] | undefined):
   // Bounded: a client that varies its Connection header cannot grow it.
   if (known.size >= KNOWN_MAX) known.clear();
   known.set(text, made);
-  tokens = made;
-  return tokens;
+  return made;
 }
 
 /** Headers that decide message framing; never removed because Connection names them. */

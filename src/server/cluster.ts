@@ -104,6 +104,8 @@ function servedCertificate(config: Config, tls: TlsMaterial, logger: Logger): ()
 }
 
 export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): Promise<void> {
+  // First, before anything else listens or watches: a port berth cannot have ends it here.
+  const port = REUSE_PORT ? await claimPort(config.listen) : undefined;
   /** Deaths of workers that had served, and of workers that never listened, recently. */
   const deaths: number[] = [];
   const startupFailures: number[] = [];
@@ -123,7 +125,6 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
   /** A worker cut requests (grace period over, second signal) or died while stopping. */
   let cutShort = false;
 
-  const port = REUSE_PORT ? await claimPort(config.listen) : undefined;
   cluster.setupPrimary({ execArgv: workerExecArgv() });
   // Workers alive, by id. Not cluster.workers: Node removes a worker from it only once both
   // its process has exited and its IPC channel has closed, in either order, so on 'exit'
