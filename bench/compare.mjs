@@ -252,11 +252,18 @@ function cpuSeconds(pids) {
   }
   return ticks / TICK;
 }
-function rss(pid) {
+/**
+ * A process's resident memory, and of it the private part (RssAnon: heap, buffers) and the
+ * file-backed part (RssFile: mostly the pages of the node binary it ran, shared with every
+ * other process running the same binary).
+ */
+function memory(pid) {
   try {
-    return Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? 0) * 1024;
+    return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile') };
   } catch {
-    return 0;
+    return { rss: 0, anon: 0, file: 0 };
   }
 }
 
@@ -265,10 +272,14 @@ async function observed(front, fn) {
   const pids = processTree(front.pid);
   let total = 0;
   let largest = 0;
+  let largestAnon = 0;
+  let largestFile = 0;
   const sample = () => {
-    const each = pids.map(rss);
-    total = Math.max(total, each.reduce((a, b) => a + b, 0));
-    largest = Math.max(largest, ...each);
+    const each = pids.map(memory);
+    total = Math.max(total, each.reduce((a, b) => a + b.rss, 0));
+    largest = Math.max(largest, ...each.map((m) => m.rss));
+    largestAnon = Math.max(largestAnon, ...each.map((m) => m.anon));
+    largestFile = Math.max(largestFile, ...each.map((m) => m.file));
   };
   const timer = setInterval(sample, 50);
   const cpu0 = cpuSeconds(pids);
@@ -277,7 +288,7 @@ async function observed(front, fn) {
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   clearInterval(timer);
   sample();
-  return { result, seconds, cpu: cpuSeconds(pids) - cpu0, total, largest };
+  return { result, seconds, cpu: cpuSeconds(pids) - cpu0, total, largest, largestAnon, largestFile };
 }
 
 function run(cmd, args) {
@@ -296,7 +307,7 @@ async function transfer(front, kind, count, size) {
   const o = await observed(front, () => Promise.all(Array.from({ length: count }, (_, i) => (kind === 'upload' ? upload(front, file, i) : download(front, size)))));
   const bytes = o.result.reduce((a, b) => a + Number(b), 0);
   if (bytes !== count * size) throw new Error(`${front.name} ${kind}: moved ${bytes} of ${count * size} bytes`);
-  return { mbps: bytes / 1e6 / o.seconds, cpuPerGB: o.cpu / (bytes / 1e9), total: o.total, largest: o.largest };
+  return { mbps: bytes / 1e6 / o.seconds, cpuPerGB: o.cpu / (bytes / 1e9), total: o.total, largest: o.largest, largestAnon: o.largestAnon, largestFile: o.largestFile };
 }
 
 async function small(front) {
@@ -374,6 +385,9 @@ const rows = [
   ['proxy CPU s per GB uploaded', (r) => r.upload.cpuPerGB, 'lower', ['nginx', 1.6]],
   [`peak RSS, all processes, ${CONCURRENCY} uploads (MiB)`, (r) => r.uploadN.total / MiB, 'info', null],
   [`peak RSS, largest process, ${CONCURRENCY} uploads (MiB)`, (r) => r.uploadN.largest / MiB, 'lower', ['abs', 80]],
+  [`  of it private (RssAnon: heap, buffers), peak (MiB)`, (r) => r.uploadN.largestAnon / MiB, 'info', null],
+  [`  of it file-backed (RssFile: the program's pages, shared), peak (MiB)`, (r) => r.uploadN.largestFile / MiB, 'info', null],
+  [`peak RSS, largest process, ${CONCURRENCY} downloads (MiB)`, (r) => r.downloadN.largest / MiB, 'info', null],
   ['small GETs req/s (64 conns, keep-alive)', (r) => r.small.rps, 'higher', ['cluster', 1.0]],
   ['small GETs req/s, against nginx', (r) => r.small.rps, 'higher', ['nginx', 0.5]],
   ['small GETs p99 latency ms', (r) => r.small.p99ms, 'lower', ['nginx', 3]],

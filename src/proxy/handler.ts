@@ -7,6 +7,7 @@ import type { RequestObserver } from '../observe/metrics.js';
 import { createContext, type ProxySettings, type RequestContext } from './context.js';
 import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
+import type { BodyGarbage } from './bodyGarbage.js';
 import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/headers.js';
 import { hstsApplies } from './response/hsts.js';
 import { refusalOf } from '../net/connectionLimits.js';
@@ -38,6 +39,8 @@ export interface HandlerDeps {
   readonly awaitingUpstream: WeakSet<Socket>;
   readonly inFlight: InFlight;
   readonly observer?: RequestObserver;
+  /** Told every body chunk relayed or dropped, to keep relayed chunks from piling up in memory. */
+  readonly bodyGarbage?: BodyGarbage;
 }
 
 /** Runs the passes in order for one request and streams it through the transport. */
@@ -60,7 +63,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     const refused = refusalOf(req.socket);
     const refusal = refused ?? headerRefusal(req);
     if (refusal) {
-      countBody(req, record);
+      countBody(req, record, deps.bodyGarbage);
       record.error = new ProxyError(refusal);
       res.shouldKeepAlive = false;
       sendError(req, res, record.error, refused ? { 'retry-after': '5' } : {});
@@ -69,7 +72,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     try {
       for (const pass of REQUEST_PASSES) pass(ctx);
     } catch (err) {
-      countBody(req, record);
+      countBody(req, record, deps.bodyGarbage);
       record.error = classify(err);
       sendError(req, res, record.error);
       return;
@@ -79,7 +82,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       record.error = new ProxyError('bad_framing', { detail: `${ctx.body} framing, more body bytes arrived` });
       deps.logger.error({ method: ctx.method, client: ctx.client }, 'the request body does not match the framing berth read: connection closed, nothing more forwarded');
       req.socket.destroy();
-    });
+    }, deps.bodyGarbage);
     const forwarding: Forwarding = deps.transport.forward(req, res, {
       onResponse: (head) => {
         const malformed = malformedStatus(head);
@@ -89,7 +92,10 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
         if (!req.complete) lingerUntilBodyIn(req, res);
         return relayResponse(head, req, res, socket, ctx, record, deps);
       },
-      onResponseBytes: (count) => (record.bytesOut += count),
+      onResponseBytes: (count) => {
+        record.bytesOut += count;
+        deps.bodyGarbage?.relayed(count);
+      },
       onResponseEnd: () => discardRest(req, socket, forwarding),
       onError: (err) => {
         if (res.headersSent) {
@@ -112,13 +118,15 @@ function headerRefusal(req: http.IncomingMessage): 'headers_too_large' | 'too_ma
  * Counts the request's body bytes into `record` (one 'data' listener per request). berth
  * forwards the body with the framing it read (`ctx.body`); Node's parser delivers the body
  * it framed. Should they ever differ (more bytes than a Content-Length berth saw, or any
- * byte where it saw no body), nothing more is forwarded: `mismatch` runs once.
+ * byte where it saw no body), nothing more is forwarded: `mismatch` runs once. `garbage` hears
+ * of every chunk (BodyGarbage).
  */
-export function guardFraming(req: http.IncomingMessage, ctx: RequestContext, record: { bytesIn: number }, mismatch: () => void): void {
+export function guardFraming(req: http.IncomingMessage, ctx: RequestContext, record: { bytesIn: number }, mismatch: () => void, garbage?: BodyGarbage): void {
   const allowed = ctx.body === 'chunked' ? Infinity : ctx.body === 'none' ? 0 : Number(ctx.headers['content-length']);
   let fired = false;
   req.on('data', (chunk: Buffer) => {
     record.bytesIn += chunk.length;
+    garbage?.relayed(chunk.length);
     if (record.bytesIn <= allowed || fired) return;
     fired = true;
     mismatch();
@@ -126,8 +134,11 @@ export function guardFraming(req: http.IncomingMessage, ctx: RequestContext, rec
 }
 
 /** Counts the body bytes of a request berth answers itself. */
-function countBody(req: http.IncomingMessage, record: Exchanged): void {
-  req.on('data', (chunk: Buffer) => (record.bytesIn += chunk.length));
+function countBody(req: http.IncomingMessage, record: Exchanged, garbage: BodyGarbage | undefined): void {
+  req.on('data', (chunk: Buffer) => {
+    record.bytesIn += chunk.length;
+    garbage?.relayed(chunk.length);
+  });
 }
 
 /** Timeouts, the in-flight record and the access line for one request. */

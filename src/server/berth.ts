@@ -8,6 +8,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { createHandler } from '../proxy/handler.js';
 import { createTransport } from '../proxy/transport.js';
+import { BodyGarbage, COLLECT_EVERY } from '../proxy/bodyGarbage.js';
 import { nameSet, type NameSet } from '../net/names.js';
 import { InFlight } from '../observe/inFlight.js';
 import { createServingMetrics, type ServingMetrics } from '../observe/metrics.js';
@@ -79,6 +80,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     awaitingUpstream,
     inFlight,
     observer: metrics,
+    bodyGarbage: new BodyGarbage(COLLECT_EVERY),
   });
   const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, awaitingUpstream, ticketKeys: options.ticketKeys });
 
