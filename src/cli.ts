@@ -1,5 +1,6 @@
-#!/usr/bin/env -S node --max-semi-space-size=2
-// --max-semi-space-size=2: a small young generation keeps memory flat (WORKER_V8_FLAGS, server/cluster.ts).
+#!/usr/bin/env -S node --max-semi-space-size=2 --expose-gc
+// --max-semi-space-size=2: a small young generation keeps memory flat; --expose-gc: BodyGarbage
+// collects it as bodies are relayed (WORKER_V8_FLAGS, server/cluster.ts; proxy/bodyGarbage.ts).
 import cluster from 'node:cluster';
 import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';

@@ -41,19 +41,24 @@ export const COLLECT_EVERY = 8 * 1024 * 1024;
 let young: (() => void) | undefined | null = null;
 
 /**
- * V8's young-generation (minor) collection, run synchronously. V8 offers it as `gc` to a
- * context made once --expose-gc is set; setting the flag now changes nothing for the
- * contexts that exist (no `gc` appears on berth's own global), and the new context is only
- * a way to reach the function.
+ * V8's young-generation (minor) collection, run synchronously: the `gc` that --expose-gc
+ * puts on the global (berth's processes start with it: the `start` script, the image's
+ * entrypoint, WORKER_V8_FLAGS). Started without it, berth still reaches the function: V8
+ * offers it to a context made once the flag is set (setting it now adds no `gc` to the
+ * contexts that exist); the new context is only a way to reach it.
  */
 function youngCollection(): (() => void) | undefined {
   if (young !== null) return young;
-  try {
-    v8.setFlagsFromString('--expose-gc');
-    const gc = vm.runInNewContext('gc') as unknown;
-    young = typeof gc === 'function' ? () => (gc as (options: { type: 'minor' }) => void)({ type: 'minor' }) : undefined;
-  } catch {
-    young = undefined;
+  const exposed = (globalThis as { gc?: unknown }).gc;
+  let gc: unknown = exposed;
+  if (typeof gc !== 'function') {
+    try {
+      v8.setFlagsFromString('--expose-gc');
+      gc = vm.runInNewContext('gc') as unknown;
+    } catch {
+      gc = undefined;
+    }
   }
+  young = typeof gc === 'function' ? () => (gc as (options: { type: 'minor' }) => void)({ type: 'minor' }) : undefined;
   return young;
 }

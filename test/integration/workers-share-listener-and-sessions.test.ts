@@ -113,7 +113,7 @@ t.test('a worker that dies is replaced and berth keeps serving', async (t) => {
   t.equal(await stopCli(berth.child), 0);
 });
 
-t.test('workers run with the small young generation even when node was started without it', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
+t.test('workers run with the small young generation and --expose-gc even when node was started without them', { skip: process.platform !== 'linux' && 'reads /proc' }, async (t) => {
   const up = await startUpstream(t, (_req, res) => res.end('ok'));
   const pki = await makeTestPki();
   const args = ['--workers', '2', '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile];
@@ -126,7 +126,9 @@ t.test('workers run with the small young generation even when node was started w
   const plain = await startCli(args, { nodeFlags: [] });
   t.teardown(() => void plain.child.kill('SIGKILL'));
   t.notOk(argv(plain.child.pid!).includes('--max-semi-space-size=2'), 'the primary was started without it');
-  t.ok((await workerArgv(plain)).includes('--max-semi-space-size=2'), 'the primary adds it for workers');
+  const plainWorker = await workerArgv(plain);
+  t.ok(plainWorker.includes('--max-semi-space-size=2'), 'the primary adds it for workers');
+  t.ok(plainWorker.includes('--expose-gc'), 'and --expose-gc (BodyGarbage)');
   t.equal(await stopCli(plain.child), 0);
 
   const own = await startCli(args, { nodeFlags: ['--max-semi-space-size=8'] });
