@@ -38,8 +38,6 @@ export class BodyGarbage {
 /** Bytes relayed between two collections: measured, 4 and 8 MiB cost the same CPU. */
 export const COLLECT_EVERY = 8 * 1024 * 1024;
 
-let young: (() => void) | undefined | null = null;
-
 /**
  * V8's young-generation (minor) collection, run synchronously: the `gc` that --expose-gc
  * puts on the global (berth's processes start with it: the `start` script, the image's
@@ -48,9 +46,7 @@ let young: (() => void) | undefined | null = null;
  * contexts that exist); the new context is only a way to reach it.
  */
 function youngCollection(): (() => void) | undefined {
-  if (young !== null) return young;
-  const exposed = (globalThis as { gc?: unknown }).gc;
-  let gc: unknown = exposed;
+  let gc: unknown = (globalThis as { gc?: unknown }).gc;
   if (typeof gc !== 'function') {
     try {
       v8.setFlagsFromString('--expose-gc');
@@ -59,6 +55,5 @@ function youngCollection(): (() => void) | undefined {
       gc = undefined;
     }
   }
-  young = typeof gc === 'function' ? () => (gc as (options: { type: 'minor' }) => void)({ type: 'minor' }) : undefined;
-  return young;
+  return typeof gc === 'function' ? () => (gc as (options: { type: 'minor' }) => void)({ type: 'minor' }) : undefined;
 }

@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressSet } from '../net/cidr.js';
 import { clientAddressOf } from '../net/accept.js';
 import type { NameSet } from '../net/names.js';
+import { hstsNamesHost } from './response/hsts.js';
 
 /** What the passes read from the configuration; prepared once, shared read-only. */
 export interface ProxySettings {
@@ -13,6 +14,14 @@ export interface ProxySettings {
   readonly names?: NameSet | undefined;
   /** Strict-Transport-Security value, or undefined when HSTS is off. */
   readonly hsts?: string | undefined;
+  /** `hsts` when publicOrigin is set and names a host (not an address, not localhost); prepared by proxySettings. */
+  readonly publicOriginHsts?: string | undefined;
+}
+
+/** The settings with what every request would otherwise work out again prepared once. */
+export function proxySettings(given: Omit<ProxySettings, 'publicOriginHsts'>): ProxySettings {
+  const host = given.publicOrigin === undefined ? undefined : new URL(given.publicOrigin).hostname;
+  return { ...given, publicOriginHsts: given.hsts !== undefined && host !== undefined && hstsNamesHost(host) ? given.hsts : undefined };
 }
 
 /**
@@ -43,6 +52,8 @@ export interface RequestContext {
   readonly trusted: boolean;
   /** https origin clients see, e.g. "https://registry.example.com:8443"; set by the host pass. */
   publicOrigin: string;
+  /** Strict-Transport-Security for the answers, if any: decided with publicOrigin. */
+  hsts: string | undefined;
   /** The client's address as best known (from a trusted chain, or the peer); set by the forwarded pass. */
   client: string;
   /** The body's framing; set by the hop-by-hop pass, which restates it for the upstream. */
@@ -72,6 +83,7 @@ export function createContext(
     peer,
     trusted: settings.trustedProxies.has(peer),
     publicOrigin: settings.publicOrigin ?? '',
+    hsts: settings.publicOriginHsts,
     client: peer,
     body: 'none',
   };

@@ -9,7 +9,6 @@ import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
 import type { BodyGarbage } from './bodyGarbage.js';
 import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/headers.js';
-import { hstsApplies } from './response/hsts.js';
 import { refusalOf } from '../net/connectionLimits.js';
 import { lingerUntilBodyIn } from '../net/linger.js';
 import type { Forwarding, ResponseHead, Transport } from './transport.js';
@@ -197,7 +196,7 @@ function relayResponse(head: ResponseHead, req: http.IncomingMessage, res: http.
     headers: pairsFromRaw(head.rawHeaders),
     upstream: deps.settings.upstream,
     publicOrigin: ctx.publicOrigin,
-    hsts: deps.settings.hsts,
+    hsts: ctx.hsts,
   };
   for (const pass of RESPONSE_PASSES) pass(out);
   const uuid = headerValue(head.rawHeaders, 'docker-upload-uuid');
@@ -239,7 +238,7 @@ function refuseAnswer(detail: string, req: http.IncomingMessage, res: http.Serve
   // one it refused): berth's own answer starts clean.
   res.statusMessage = '';
   for (const name of res.getHeaderNames()) res.removeHeader(name);
-  sendError(req, res, record.error, hstsHeaders(ctx, deps));
+  sendError(req, res, record.error, hstsHeaders(ctx));
   return false;
 }
 
@@ -260,13 +259,12 @@ function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerRe
   const error = socket.destroyed || res.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
   if (error.kind === 'descriptors_exhausted') deps.logger.error({ detail: error.detail }, 'out of file descriptors: no connection to the registry could be opened (raise ulimit -n, or lower limits.connections)');
   record.error ??= error; // berth's own reason for closing (bad_framing) stays the one logged
-  if (error.kind !== 'client_gone') sendError(req, res, error, hstsHeaders(ctx, deps));
+  if (error.kind !== 'client_gone') sendError(req, res, error, hstsHeaders(ctx));
 }
 
 /** Strict-Transport-Security for berth's own answers, as addHsts adds it to relayed ones. */
-function hstsHeaders(ctx: RequestContext, deps: HandlerDeps): Record<string, string> {
-  const value = deps.settings.hsts;
-  return value !== undefined && hstsApplies(ctx.publicOrigin) ? { 'strict-transport-security': value } : {};
+function hstsHeaders(ctx: RequestContext): Record<string, string> {
+  return ctx.hsts !== undefined ? { 'strict-transport-security': ctx.hsts } : {};
 }
 
 /** The header section's size as received: request line and header lines. */

@@ -11,24 +11,20 @@ export function isFixedHopByHop(name: string): boolean {
 }
 
 const NONE: ReadonlySet<string> = new Set();
-/** Sets already made, by Connection value: a handful in practice ("keep-alive", "close"). */
-const known = new Map<string, ReadonlySet<string>>();
-const KNOWN_MAX = 64;
+/** The Connection values clients and registries send on nearly every message, parsed once. */
+const COMMON: ReadonlyMap<string, ReadonlySet<string>> = new Map(['keep-alive', 'close', 'Keep-Alive', 'Close', 'upgrade', 'Upgrade'].map((value) => [value, new Set([value.toLowerCase()])]));
 
 /** The lowercased header names a Connection header lists, as a set never to be changed. */
 export function connectionTokens(value: string | readonly string[] | undefined): ReadonlySet<string> {
   if (value === undefined || value.length === 0) return NONE;
   const text = Array.isArray(value) ? value.join(',') : String(value);
-  const seen = known.get(text);
-  if (seen !== undefined) return seen;
+  const common = COMMON.get(text);
+  if (common !== undefined) return common;
   const made = new Set<string>();
   for (const token of text.split(',')) {
     const name = token.trim().toLowerCase();
     if (name) made.add(name);
   }
-  // Bounded: a client that varies its Connection header cannot grow it.
-  if (known.size >= KNOWN_MAX) known.clear();
-  known.set(text, made);
   return made;
 }
 

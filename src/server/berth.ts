@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
+import { proxySettings } from '../proxy/context.js';
 import { createHandler } from '../proxy/handler.js';
 import { createTransport } from '../proxy/transport.js';
 import { BodyGarbage, COLLECT_EVERY } from '../proxy/bodyGarbage.js';
@@ -66,14 +67,14 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     onBug: (err) => logger.error({ err }, 'internal error in an exchange with the registry: that request was dropped'),
   });
   const handler = createHandler({
-    settings: {
+    settings: proxySettings({
       upstream: config.upstream,
       publicOrigin: config.publicOrigin?.origin,
       trustedProxies: config.trustedProxies,
       names: servedNames(config),
       // Never with the development certificate: browsers would then refuse the host for a year.
       hsts: config.hsts.maxAge > 0 && tls.devCa === undefined ? `max-age=${Math.floor(config.hsts.maxAge / 1000)}` : undefined,
-    },
+    }),
     transport,
     logger,
     clientIdle: config.timeouts.clientIdle,

@@ -1,5 +1,6 @@
 import type { RequestContext, RequestPass } from '../context.js';
 import { ProxyError } from '../errors.js';
+import { hstsNamesHost } from '../response/hsts.js';
 
 /** An authority as RFC 3986 allows it in Host: reg-name or bracketed IPv6, optional port; group 1 is the host, group 2 the port. */
 export const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::(\d{1,5}))?$/;
@@ -41,7 +42,10 @@ export const checkHost: RequestPass = (ctx) => {
   if (!match) throw new ProxyError('bad_host');
   if (names && !names.matches(match[1]!)) throw new ProxyError('misdirected', { detail: `Host ${host}` });
   if (names && match[2] !== undefined && !servedPort(Number(match[2]), ctx)) throw new ProxyError('misdirected', { detail: `Host ${host}: not a port berth is reached on` });
-  if (ctx.settings.publicOrigin === undefined) ctx.publicOrigin = `https://${host}`;
+  if (ctx.settings.publicOrigin === undefined) {
+    ctx.publicOrigin = `https://${host}`;
+    if (ctx.settings.hsts !== undefined && hstsNamesHost(match[1]!)) ctx.hsts = ctx.settings.hsts;
+  }
 };
 
 /**

@@ -6,7 +6,7 @@ export type HeaderPairs = [name: string, value: string][];
 export interface ResponseContext extends OriginView {
   readonly status: number;
   headers: HeaderPairs;
-  /** Strict-Transport-Security value when HSTS is on (see hsts.ts). */
+  /** Strict-Transport-Security value for this answer, when HSTS is on and the host is a name (see hsts.ts). */
   readonly hsts?: string | undefined;
 }
 

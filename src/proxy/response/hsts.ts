@@ -4,28 +4,23 @@ import type { ResponsePass } from './headers.js';
 /**
  * HSTS tells browsers (Harbor's UI) to use https only for this host. It is sent for
  * named hosts only: pinning localhost or an IP address to https would break whatever
- * else a developer runs there. An upstream's own header wins.
+ * else a developer runs there. Decided once per request, by the host pass (or once for
+ * all when publicOrigin is set: proxySettings), from the host as parsed there.
  */
-export function hstsApplies(publicOrigin: string): boolean {
-  if (!publicOrigin) return false;
-  let applies = decided.get(publicOrigin);
-  if (applies === undefined) {
-    const host = new URL(publicOrigin).hostname.replace(/^\[(.*)\]$/, '$1').toLowerCase();
-    applies = !(net.isIP(host) || host === 'localhost' || host.endsWith('.localhost'));
-    // A handful of origins in practice (publicOrigin, or the few Hosts clients use); the
-    // bound keeps a client that varies its Host from growing it.
-    if (decided.size >= DECIDED_MAX) decided.clear();
-    decided.set(publicOrigin, applies);
-  }
-  return applies;
+export function hstsNamesHost(host: string): boolean {
+  const name = host.startsWith('[') ? host.slice(1, -1) : host.toLowerCase();
+  return !(net.isIP(name) || ENDS_IN_NUMBER.test(name) || name === 'localhost' || name.endsWith('.localhost'));
 }
 
-/** hstsApplies' answers by origin: it runs for every response. */
-const decided = new Map<string, boolean>();
-const DECIDED_MAX = 256;
+/**
+ * A host whose last label is a number is an IPv4 address to browsers ("127.1", "0x7f.1",
+ * "2130706433": the WHATWG URL parser's "ends in a number").
+ */
+const ENDS_IN_NUMBER = /(?:^|\.)(?:\d+|0x[0-9a-f]*)\.?$/;
 
+/** Adds the request's Strict-Transport-Security value, if it has one; an upstream's own header wins. */
 export const addHsts: ResponsePass = (ctx) => {
-  if (ctx.hsts === undefined || !hstsApplies(ctx.publicOrigin)) return;
+  if (ctx.hsts === undefined) return;
   if (ctx.headers.some(([name]) => name.toLowerCase() === 'strict-transport-security')) return;
   ctx.headers.push(['Strict-Transport-Security', ctx.hsts]);
 };

@@ -1,7 +1,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import t from 'tap';
 import { addressSet } from '../../../src/net/cidr.js';
-import { createContext, type ProxySettings } from '../../../src/proxy/context.js';
+import { createContext, proxySettings, type ProxySettings } from '../../../src/proxy/context.js';
 import { ProxyError } from '../../../src/proxy/errors.js';
 import { REQUEST_PASSES } from '../../../src/proxy/passes.js';
 import { checkHost } from '../../../src/proxy/request/host.js';
@@ -103,4 +103,27 @@ t.test('the passes in order: a Connection-named header cannot remove what berth 
   for (const pass of REQUEST_PASSES) pass(ctx);
   t.equal(ctx.headers['x-forwarded-proto'], 'https');
   t.equal(ctx.headers['x-forwarded-for'], '198.51.100.9');
+});
+
+t.test('HSTS is decided once per request with the public origin: for named hosts only', async (t) => {
+  const hsts = 'max-age=60';
+  const withHsts = (publicOrigin?: string): ProxySettings => proxySettings({ ...settings([], publicOrigin), hsts });
+  const decided = (s: ProxySettings, host: string): string | undefined => {
+    const ctx = ctxFor({ host }, '198.51.100.9', s);
+    checkHost(ctx);
+    return ctx.hsts;
+  };
+  // From each request's Host when publicOrigin is unset.
+  for (const host of ['registry.example.com', 'Registry.Example.com:8443', 'harbor', 'x1']) t.equal(decided(withHsts(), host), hsts, `Host ${host}`);
+  for (const host of ['127.0.0.1', '127.0.0.1:8443', '127.1', '0x7f.1', '2130706433', 'v2.1', '[::1]:8443', '[2001:db8::1]', 'localhost', 'LOCALHOST:8443', 'a.localhost']) {
+    t.equal(decided(withHsts(), host), undefined, `Host ${host}: an address or localhost`);
+  }
+  // From publicOrigin, prepared once, whatever the Host.
+  t.equal(decided(withHsts('https://registry.example.com'), 'registry.example.com'), hsts);
+  t.equal(decided(withHsts('https://127.0.0.1:8443'), '127.0.0.1:8443'), undefined);
+  t.equal(decided(withHsts('https://[::1]:8443'), '[::1]:8443'), undefined);
+  t.equal(decided(withHsts('https://localhost:8443'), 'localhost:8443'), undefined);
+  // HSTS off.
+  t.equal(decided(proxySettings(settings([], 'https://registry.example.com')), 'registry.example.com'), undefined);
+  t.equal(decided(proxySettings(settings()), 'registry.example.com'), undefined);
 });

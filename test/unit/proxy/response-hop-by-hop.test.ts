@@ -1,4 +1,5 @@
 import t from 'tap';
+import { connectionTokens } from '../../../src/proxy/hopByHop.js';
 import { stripResponseHopByHop } from '../../../src/proxy/response/hopByHop.js';
 import type { HeaderPairs } from '../../../src/proxy/response/headers.js';
 
@@ -23,4 +24,17 @@ t.test('response hop-by-hop headers are removed, repeated end-to-end headers kep
     ['Set-Cookie', 'b=2'],
     ['Docker-Upload-UUID', 'u'],
   ]);
+});
+
+t.test('connectionTokens: the names a Connection header lists, lowercased', async (t) => {
+  const tokens = (value: string | string[] | undefined): string[] => [...connectionTokens(value)].sort();
+  t.same(tokens(undefined), []);
+  t.same(tokens(''), []);
+  t.same(tokens('keep-alive'), ['keep-alive']);
+  t.same(tokens('Keep-Alive'), ['keep-alive']);
+  t.same(tokens('Close'), ['close']);
+  t.same(tokens('KEEP-ALIVE'), ['keep-alive']);
+  t.same(tokens(' X-A ,x-b,, Keep-Alive'), ['keep-alive', 'x-a', 'x-b']);
+  t.same(tokens(['close', 'X-Internal']), ['close', 'x-internal']);
+  t.equal(connectionTokens('keep-alive'), connectionTokens('keep-alive'), 'the common values are parsed once');
 });
