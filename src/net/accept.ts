@@ -1,6 +1,7 @@
 import type { Server, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { normalizeAddress, type AddressSet } from './cidr.js';
+import type { Connections } from './connections.js';
 import { PROXY_HEADER_MAX, ProxyProtocolError, parseProxyHeader, startsLikeProxyHeader } from './proxyProtocol.js';
 
 /**
@@ -19,20 +20,8 @@ export interface AcceptOptions {
   readonly logger: Logger;
   /** Called once per connection with its client address, before TLS; may mark it refused, or close it (false). */
   readonly admit: (socket: Socket, client: string) => boolean;
-}
-
-/** Client addresses learnt from PROXY headers, by the TCP peer (shared by the TLS socket on top). */
-const clients = new Map<string, string>();
-interface Peer {
-  readonly remoteAddress?: string | undefined;
-  readonly remotePort?: number | undefined;
-}
-/** Names a connection by its peer's address and port: the same on the TCP socket and the TLS socket above it. */
-export const keyOf = (socket: Peer): string => `${socket.remoteAddress}|${socket.remotePort}`;
-
-/** The client address of the connection under this socket: from a PROXY header, or its peer. */
-export function clientAddressOf(socket: Peer): string {
-  return (clients.size === 0 ? undefined : clients.get(keyOf(socket))) ?? socket.remoteAddress ?? '';
+  /** The listener's connections: a client a PROXY header names is kept there. */
+  readonly connections: Connections;
 }
 
 export function acceptConnections(server: Server, options: AcceptOptions): void {
@@ -74,11 +63,7 @@ export function acceptConnections(server: Server, options: AcceptOptions): void 
         return;
       }
       const client = header.source ? normalizeAddress(header.source.address) : peer;
-      if (header.source) {
-        const key = keyOf(socket);
-        clients.set(key, client);
-        socket.once('close', () => clients.delete(key));
-      }
+      if (header.source) options.connections.setClient(socket, client);
       finish(buffered.subarray(header.length), client);
     };
     const finish = (rest: Buffer, client: string): void => {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Socket } from 'node:net';
-import { keyOf } from './accept.js';
+import type { Connections } from './connections.js';
 
 /**
  * Caps on open client connections, overall and per client address, enforced as each
@@ -25,17 +25,6 @@ export type Refusal = 'too_many_connections' | 'too_many_client_connections';
 /** Connections over a cap that are given an answer at the same time; more are closed at once. */
 export const REFUSALS_ANSWERED = 64;
 
-/**
- * Counted on the TCP connection, read on the TLS socket above it: both have the same peer
- * address and port, which is the key.
- */
-const refusals = new Map<string, Refusal>();
-
-/** Why the connection under this request is refused, if it is. */
-export function refusalOf(socket: Socket): Refusal | undefined {
-  return refusals.size === 0 ? undefined : refusals.get(keyOf(socket));
-}
-
 export interface AdmissionEvents {
   /** A connection over a cap: `answered` gets a 503/429, `closed` was closed at once. */
   refused(reason: Refusal, how: 'answered' | 'closed'): void;
@@ -43,11 +32,12 @@ export interface AdmissionEvents {
 
 /**
  * Returns the admission step for acceptConnections: counts the connection and returns
- * true to hand it to TLS; marks it refused when over a cap, or closes it and returns false
- * when too many refusals are pending. `answerWithin` bounds how long a refused connection
- * may take to ask its request (ms).
+ * true to hand it to TLS; marks it refused in `connections` when over a cap (read on the
+ * TLS socket above it: Connections.refusalOf), or closes it and returns false when too
+ * many refusals are pending. `answerWithin` bounds how long a refused connection may take
+ * to ask its request (ms).
  */
-export function connectionCounter(limits: ConnectionLimits, events: AdmissionEvents, answerWithin: number): (socket: Socket, client: string) => boolean {
+export function connectionCounter(limits: ConnectionLimits, events: AdmissionEvents, answerWithin: number, connections: Connections): (socket: Socket, client: string) => boolean {
   if (limits.total === 0 && limits.perClient === 0) return () => true;
   let open = 0;
   let answering = 0;
@@ -63,11 +53,10 @@ export function connectionCounter(limits: ConnectionLimits, events: AdmissionEve
     }
     open++;
     perClient.set(client, mine);
-    const key = keyOf(socket);
     let timer: NodeJS.Timeout | undefined;
     if (reason) {
       answering++;
-      refusals.set(key, reason);
+      connections.setRefused(socket, reason);
       timer = setTimeout(() => socket.destroy(), answerWithin);
       timer.unref();
       events.refused(reason, 'answered');
@@ -76,7 +65,6 @@ export function connectionCounter(limits: ConnectionLimits, events: AdmissionEve
       if (reason) {
         answering--;
         clearTimeout(timer);
-        refusals.delete(key);
       }
       open--;
       const left = (perClient.get(client) ?? 1) - 1;

@@ -1,6 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressSet } from '../net/cidr.js';
-import { clientAddressOf } from '../net/accept.js';
 import type { NameSet } from '../net/names.js';
 import { hstsNamesHost } from './response/hsts.js';
 
@@ -60,6 +59,7 @@ export interface RequestContext {
   body: BodyFraming;
 }
 
+/** `peer`: the client address of the connection (Connections.clientOf); its TCP peer by default. */
 export function createContext(
   settings: ProxySettings,
   req: {
@@ -69,9 +69,9 @@ export function createContext(
     rawHeaders?: readonly string[];
     socket: { remoteAddress?: string | undefined; remotePort?: number | undefined; localPort?: number | undefined; servername?: string | false | null | undefined };
   },
-): RequestContext {
   // Behind an L4 balancer speaking the PROXY protocol, the client it names is the peer.
-  const peer = clientAddressOf(req.socket);
+  peer: string = req.socket.remoteAddress ?? '',
+): RequestContext {
   return {
     settings,
     method: req.method ?? 'GET',

@@ -9,7 +9,7 @@ import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
 import type { BodyGarbage } from './bodyGarbage.js';
 import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/headers.js';
-import { refusalOf } from '../net/connectionLimits.js';
+import type { Connections } from '../net/connections.js';
 import { lingerUntilBodyIn } from '../net/linger.js';
 import type { Forwarding, ResponseHead, Transport } from './transport.js';
 
@@ -37,6 +37,8 @@ export interface HandlerDeps {
   /** Sockets whose request body is complete and which wait for the upstream's answer. */
   readonly awaitingUpstream: WeakSet<Socket>;
   readonly inFlight: InFlight;
+  /** The listener's connections: each one's client (PROXY protocol) and refusal (connection caps). */
+  readonly connections: Connections;
   readonly observer?: RequestObserver;
   /** Told every body chunk relayed or dropped, to keep relayed chunks from piling up in memory. */
   readonly bodyGarbage?: BodyGarbage;
@@ -57,9 +59,9 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     }
     const socket = req.socket; // req.socket is gone once the response closes
     latest.set(socket, res);
-    const ctx = createContext(deps.settings, req);
+    const ctx = createContext(deps.settings, req, deps.connections.clientOf(socket));
     const record = track(req, res, ctx, deps);
-    const refused = refusalOf(req.socket);
+    const refused = deps.connections.refusalOf(socket);
     const refusal = refused ?? headerRefusal(req);
     if (refusal) {
       countBody(req, record, deps.bodyGarbage);

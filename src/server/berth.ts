@@ -20,6 +20,7 @@ import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
 import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer } from './https.js';
 import { acceptConnections } from '../net/accept.js';
+import { Connections } from '../net/connections.js';
 import { connectionCounter, connectionsForDescriptors, type AdmissionEvents, type ConnectionLimits } from '../net/connectionLimits.js';
 import { createRedirectServer } from './redirect.js';
 
@@ -56,6 +57,7 @@ export interface StartOptions {
 
 export async function startBerth(config: Config, tls: TlsMaterial, logger: Logger, options: StartOptions = {}): Promise<Berth> {
   const awaitingUpstream = new WeakSet<Socket>();
+  const connections = new Connections();
   const inFlight = new InFlight();
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
@@ -80,10 +82,11 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     clientIdle: config.timeouts.clientIdle,
     awaitingUpstream,
     inFlight,
+    connections,
     observer: metrics,
     bodyGarbage: new BodyGarbage(COLLECT_EVERY),
   });
-  const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, awaitingUpstream, ticketKeys: options.ticketKeys });
+  const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, awaitingUpstream, connections, ticketKeys: options.ticketKeys });
 
   await listen(server, config.listen, options.reusePort === true);
   server.on('error', (err) => logger.error({ err }, 'listener error'));
@@ -109,7 +112,8 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     proxyFrom: config.proxyProtocol.from,
     headerTimeout: config.timeouts.headers,
     logger,
-    admit: connectionCounter(connectionCaps(config, logger), refusalReporter(metrics, logger), config.timeouts.handshake + Math.min(config.timeouts.headers, 10_000)),
+    admit: connectionCounter(connectionCaps(config, logger), refusalReporter(metrics, logger), config.timeouts.handshake + Math.min(config.timeouts.headers, 10_000), connections),
+    connections,
   });
   const startLeaf = new crypto.X509Certificate(tls.cert);
   const drain = createDrain({ server, inFlight, logger, grace: config.shutdown.grace });

@@ -3,7 +3,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
-import { clientAddressOf } from '../net/accept.js';
+import type { Connections } from '../net/connections.js';
 import { headerTimeout } from '../net/headerTimeout.js';
 import { HEADER_FIELDS_LIMIT } from '../proxy/handler.js';
 import { TLS_PROFILE } from '../tls/profile.js';
@@ -16,6 +16,8 @@ export interface HttpsServerOptions {
   readonly logger: Logger;
   readonly handler: http.RequestListener;
   readonly awaitingUpstream: WeakSet<Socket>;
+  /** The listener's connections, for the client address in log lines. */
+  readonly connections: Connections;
   /** Session ticket keys and their rotation (tls/ticketKeys.ts); Node's random ones when unset. */
   readonly ticketKeys?: TicketKeySource;
 }
@@ -99,12 +101,12 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
     if (err.code === 'HPE_CLOSED_CONNECTION') {
       // Bytes after a request that said `Connection: close`: never parsed, never forwarded.
       // The answer in progress is still delivered; the connection closes after it.
-      logger.debug({ client: clientAddressOf(socket) }, 'bytes after Connection: close ignored');
+      logger.debug({ client: options.connections.clientOf(socket) }, 'bytes after Connection: close ignored');
       if (inFlight && !inFlight.writableFinished) return;
       return void socket.destroy();
     }
     // Never the request's content: only why the parser refused it.
-    logger.info({ client: clientAddressOf(socket), code: err.code, reason: err.reason ?? err.message }, 'request refused by the HTTP parser');
+    logger.info({ client: options.connections.clientOf(socket), code: err.code, reason: err.reason ?? err.message }, 'request refused by the HTTP parser');
     // As Node's default does: answer only if no response has started on this connection.
     if (socket.writable && (!inFlight || !inFlight.headersSent)) {
       const status = CLIENT_ERROR_STATUS[err.code ?? ''] ?? '400 Bad Request';
