@@ -9,6 +9,7 @@ import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
 import type { BodyGarbage } from './bodyGarbage.js';
 import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/headers.js';
+import type { ClientIdle } from '../net/clientIdle.js';
 import type { Connections } from '../net/connections.js';
 import { lingerUntilBodyIn } from '../net/linger.js';
 import type { Forwarding, ResponseHead, Transport } from './transport.js';
@@ -32,10 +33,8 @@ export interface HandlerDeps {
   readonly settings: ProxySettings;
   readonly transport: Transport;
   readonly logger: Logger;
-  /** Inactivity allowed on a client connection while a request is in flight, ms; 0 = none. */
-  readonly clientIdle: number;
-  /** Sockets whose request body is complete and which wait for the upstream's answer. */
-  readonly awaitingUpstream: WeakSet<Socket>;
+  /** The client connections' inactivity limit, told each request's phases. */
+  readonly clientIdle: ClientIdle;
   readonly inFlight: InFlight;
   /** The listener's connections: each one's client (PROXY protocol) and refusal (connection caps). */
   readonly connections: Connections;
@@ -150,9 +149,9 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
   const method = ctx.method;
   const operation = deps.observer?.started(method, ctx.url);
   // Per request, since Node resets the socket timeout to 0 after a keep-alive wait.
-  socket.setTimeout(deps.clientIdle);
+  deps.clientIdle.requestStarted(socket);
   req.once('end', () => {
-    if (!res.headersSent) deps.awaitingUpstream.add(socket);
+    if (!res.headersSent) deps.clientIdle.awaitingUpstream(socket);
   });
   const report = (): void => {
     if (!res.writableFinished && !record.error) record.error = new ProxyError('client_gone');
@@ -179,7 +178,7 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
     ended = true;
     socket.removeListener('close', end);
     res.removeListener('close', end);
-    deps.awaitingUpstream.delete(socket);
+    deps.clientIdle.answered(socket);
     // An answer that went out whole is logged now. The error that cut one short (client
     // gone, upstream reset) is reported on the next ticks: log once they have run.
     if (res.writableFinished) report();
@@ -192,7 +191,7 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
 
 /** The upstream answered: run the response passes and write the head; the transport streams the body. */
 function relayResponse(head: ResponseHead, req: http.IncomingMessage, res: http.ServerResponse, socket: Socket, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): boolean {
-  deps.awaitingUpstream.delete(socket);
+  deps.clientIdle.answered(socket);
   const out: ResponseContext = {
     status: head.status,
     headers: pairsFromRaw(head.rawHeaders),
@@ -233,7 +232,7 @@ function malformedStatus(head: ResponseHead): string | undefined {
 
 /** The upstream's answer cannot be relayed: it is dropped with its connection, and the client gets 502. */
 function refuseAnswer(detail: string, req: http.IncomingMessage, res: http.ServerResponse, socket: Socket, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): false {
-  deps.awaitingUpstream.delete(socket);
+  deps.clientIdle.answered(socket);
   record.error = new ProxyError('upstream_bad_response', { detail });
   deps.logger.warn({ method: ctx.method, detail }, 'the registry sent an answer berth cannot relay: answered 502');
   // writeHead keeps the reason phrase it refused (and may have stored some headers before
@@ -256,7 +255,7 @@ function discardRest(req: http.IncomingMessage, socket: Socket, forwarding: Forw
 
 /** The upstream request failed: answer with the mapped error, unless the client is gone or was answered. */
 function answerError(err: unknown, req: http.IncomingMessage, res: http.ServerResponse, socket: Socket, ctx: RequestContext, record: Exchanged, deps: HandlerDeps): void {
-  deps.awaitingUpstream.delete(socket);
+  deps.clientIdle.answered(socket);
   if (res.writableEnded) return; // the answer was complete; a late upstream error changes nothing
   const error = socket.destroyed || res.destroyed ? new ProxyError('client_gone', { cause: err }) : classify(err);
   if (error.kind === 'descriptors_exhausted') deps.logger.error({ detail: error.detail }, 'out of file descriptors: no connection to the registry could be opened (raise ulimit -n, or lower limits.connections)');

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import type http from 'node:http';
 import type https from 'node:https';
 import client from 'prom-client';
-import type { AddressInfo, Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
@@ -20,6 +20,7 @@ import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
 import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer } from './https.js';
 import { acceptConnections } from '../net/accept.js';
+import { ClientIdle } from '../net/clientIdle.js';
 import { Connections } from '../net/connections.js';
 import { connectionCounter, connectionsForDescriptors, type AdmissionEvents, type ConnectionLimits } from '../net/connectionLimits.js';
 import { createRedirectServer } from './redirect.js';
@@ -56,7 +57,8 @@ export interface StartOptions {
 }
 
 export async function startBerth(config: Config, tls: TlsMaterial, logger: Logger, options: StartOptions = {}): Promise<Berth> {
-  const awaitingUpstream = new WeakSet<Socket>();
+  // Idle keep-alive connections and stalled requests alike; not a request waiting on the upstream.
+  const clientIdle = new ClientIdle(config.timeouts.clientIdle);
   const connections = new Connections();
   const inFlight = new InFlight();
   const registry = new client.Registry();
@@ -79,14 +81,13 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     }),
     transport,
     logger,
-    clientIdle: config.timeouts.clientIdle,
-    awaitingUpstream,
+    clientIdle,
     inFlight,
     connections,
     observer: metrics,
     bodyGarbage: new BodyGarbage(COLLECT_EVERY),
   });
-  const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, awaitingUpstream, connections, ticketKeys: options.ticketKeys });
+  const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, clientIdle, connections, ticketKeys: options.ticketKeys });
 
   await listen(server, config.listen, options.reusePort === true);
   server.on('error', (err) => logger.error({ err }, 'listener error'));

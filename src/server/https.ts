@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
+import type { ClientIdle } from '../net/clientIdle.js';
 import type { Connections } from '../net/connections.js';
 import { headerTimeout } from '../net/headerTimeout.js';
 import { HEADER_FIELDS_LIMIT } from '../proxy/handler.js';
@@ -15,7 +16,8 @@ export interface HttpsServerOptions {
   readonly key: string;
   readonly logger: Logger;
   readonly handler: http.RequestListener;
-  readonly awaitingUpstream: WeakSet<Socket>;
+  /** timeouts.clientIdle and its exception for requests waiting on the upstream. */
+  readonly clientIdle: ClientIdle;
   /** The listener's connections, for the client address in log lines. */
   readonly connections: Connections;
   /** Session ticket keys and their rotation (tls/ticketKeys.ts); Node's random ones when unset. */
@@ -37,7 +39,7 @@ const CLIENT_ERROR_STATUS: Record<string, string> = {
  * push keeps one request open for hours; inactivity limits instead.
  */
 export function createHttpsServer(options: HttpsServerOptions): https.Server {
-  const { config, logger, awaitingUpstream } = options;
+  const { config, logger } = options;
   const server = https.createServer(
     {
       ...TLS_PROFILE,
@@ -58,7 +60,7 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
     },
     options.handler,
   );
-  server.timeout = config.timeouts.clientIdle;
+  options.clientIdle.enforceOn(server);
   // One more than berth serves, so that a request with too many fields is seen as such
   // (HEADER_FIELDS_LIMIT, proxy/handler.ts) and refused.
   server.maxHeadersCount = HEADER_FIELDS_LIMIT + 1;
@@ -82,12 +84,6 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
       if (n >= limit) res.shouldKeepAlive = false;
     });
   }
-  // Called for idle keep-alive connections and stalled requests alike. A request whose
-  // body is complete is waiting on the upstream (e.g. the registry hashing a large blob
-  // before it answers the final PUT): the upstream timeout governs that wait, not this one.
-  server.on('timeout', (socket: Socket) => {
-    if (!awaitingUpstream.has(socket)) socket.destroy();
-  });
   // https.Server reports TLS errors (a handshake timeout, a bad ClientHello) as clientError
   // too: before the handshake there is no HTTP to answer in, so the socket is just closed.
   const secured = new WeakSet<Socket>();

@@ -1,0 +1,42 @@
+import type { Server, Socket } from 'node:net';
+
+/**
+ * timeouts.clientIdle, the one inactivity limit on a client connection while a request is
+ * in flight, and its one exception: a request whose body is complete and which waits for
+ * the upstream's answer (the registry may hash a large blob for minutes before it answers
+ * the final PUT) is governed by timeouts.upstreamResponse instead. A connection is closed
+ * when it has been silent for the limit and does not wait so. Owned by the listener
+ * (server/berth.ts); the request handler reports each request's phases.
+ */
+export class ClientIdle {
+  readonly #awaiting = new WeakSet<Socket>();
+
+  /** @param limit ms; 0 = none */
+  constructor(private readonly limit: number) {}
+
+  /** Applies the limit to the server's connections (its 'timeout' event). */
+  enforceOn(server: Server & { timeout: number }): void {
+    server.timeout = this.limit;
+    server.on('timeout', (socket: Socket) => {
+      if (!this.#awaiting.has(socket)) socket.destroy();
+    });
+  }
+
+  /**
+   * A request began on the socket. Set for every request, since Node resets the socket's
+   * timeout to 0 after a keep-alive wait.
+   */
+  requestStarted(socket: Socket): void {
+    socket.setTimeout(this.limit);
+  }
+
+  /** The request's body is in and no answer has begun: the wait is the upstream's. */
+  awaitingUpstream(socket: Socket): void {
+    this.#awaiting.add(socket);
+  }
+
+  /** The answer began, or the request ended: the client's limit applies again. */
+  answered(socket: Socket): void {
+    this.#awaiting.delete(socket);
+  }
+}
