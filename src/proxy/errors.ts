@@ -15,6 +15,7 @@ export const ERRORS = {
   method_not_allowed: { status: 405, code: 'UNSUPPORTED', message: 'berth: this method is not served' },
   misdirected: { status: 421, code: 'DENIED', message: 'berth: this server does not serve that host name' },
   bad_target: { status: 400, code: 'UNSUPPORTED', message: 'berth: the request target must be a path (origin-form) or an absolute http(s) URL' },
+  https_only: { status: 400, code: 'UNSUPPORTED', message: 'berth: this registry is served over https only' },
   upstream_unreachable: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry behind this proxy is unreachable' },
   upstream_tls: { status: 502, code: 'UNAVAILABLE', message: "berth: the TLS connection to the registry failed (certificate not accepted, or the registry does not speak TLS)" },
   upstream_reset: { status: 502, code: 'UNAVAILABLE', message: 'berth: the registry closed the connection before answering' },
@@ -33,19 +34,20 @@ export type ErrorKind = keyof typeof ERRORS;
 export class ProxyError extends Error {
   readonly status: number;
   readonly registryCode: string;
-  /** What the client is told: the catalogue's message, never the detail. */
+  /** What the client is told: the catalogue's message (and the hint), never the detail. */
   readonly publicMessage: string;
   /** For the log only (an errno code, what failed inside). */
   readonly detail: string | undefined;
   constructor(
     readonly kind: ErrorKind,
-    options?: { cause?: unknown; detail?: string },
+    options?: { cause?: unknown; detail?: string; hint?: string },
   ) {
     super(options?.detail ? `${ERRORS[kind].message} (${options.detail})` : ERRORS[kind].message, { cause: options?.cause });
     this.name = 'ProxyError';
     this.status = ERRORS[kind].status;
     this.registryCode = ERRORS[kind].code;
-    this.publicMessage = ERRORS[kind].message;
+    // A hint is for the client (what to do instead), built by berth from its settings.
+    this.publicMessage = options?.hint ? `${ERRORS[kind].message}: ${options.hint}` : ERRORS[kind].message;
     this.detail = options?.detail;
   }
 }

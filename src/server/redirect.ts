@@ -4,7 +4,7 @@ import type { Config } from '../config/validate.js';
 import { headerTimeout } from '../net/headerTimeout.js';
 import { closeOnceBodyIn } from '../net/linger.js';
 import type { NameSet } from '../net/names.js';
-import { isRegistryPath } from '../proxy/errors.js';
+import { ProxyError, isRegistryPath, sendError } from '../proxy/errors.js';
 import { HOST } from '../proxy/request/host.js';
 
 export interface RedirectOptions {
@@ -30,31 +30,15 @@ export function createRedirectServer(options: RedirectOptions): http.Server {
     { ...headerTimeout(config.timeouts.headers), keepAliveTimeout: config.timeouts.keepAlive, requestTimeout: config.timeouts.headers, insecureHTTPParser: false },
     (req, res) => {
       const url = req.url ?? '/';
+      const hostMatch = HOST.exec(req.headers.host ?? '');
+      // berth's own answers (sendError) close the connection once the request body is in.
+      if (options.names && !(hostMatch && options.names.matches(hostMatch[1]!))) return sendError(req, res, new ProxyError('misdirected'));
+      const origin = httpsOrigin(hostMatch?.[1], options);
+      if (isRegistryPath(url) || origin === undefined || !url.startsWith('/')) {
+        return sendError(req, res, new ProxyError('https_only', { hint: origin === undefined ? 'use https' : `use ${origin}${isRegistryPath(url) ? '/v2/' : '/'}` }));
+      }
       // The request body is never used here: answer, then close once it is in.
       closeOnceBodyIn(req, res);
-      const hostMatch = HOST.exec(req.headers.host ?? '');
-      if (options.names && !(hostMatch && options.names.matches(hostMatch[1]!))) {
-        const body = 'berth: this server does not serve that host name\n';
-        res.writeHead(421, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-        return void res.end(req.method === 'HEAD' ? undefined : body);
-      }
-      const origin = httpsOrigin(hostMatch?.[1], options);
-      if (isRegistryPath(url)) {
-        const message = `berth: this registry is served over https only: use ${origin ?? 'https'}${origin ? '/v2/' : ''}`;
-        const body = JSON.stringify({ errors: [{ code: 'UNSUPPORTED', message, detail: null }] }) + '\n';
-        res.writeHead(400, {
-          'content-type': 'application/json; charset=utf-8',
-          'content-length': Buffer.byteLength(body),
-          'docker-distribution-api-version': 'registry/2.0',
-          'cache-control': 'no-store',
-        });
-        return void res.end(req.method === 'HEAD' ? undefined : body);
-      }
-      if (origin === undefined || !url.startsWith('/')) {
-        const body = 'berth: this site is served over https only\n';
-        res.writeHead(400, { 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });
-        return void res.end(req.method === 'HEAD' ? undefined : body);
-      }
       const location = origin + url; // the path and query byte-for-byte
       const body = `Moved to ${location}\n`;
       res.writeHead(308, { location, 'content-type': 'text/plain; charset=utf-8', 'content-length': Buffer.byteLength(body) });

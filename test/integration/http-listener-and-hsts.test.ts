@@ -58,6 +58,15 @@ t.test('with publicOrigin, redirects go there', async (t) => {
   t.teardown(() => void berth.child.kill('SIGKILL'));
   const httpPort = Number(/:(\d+)$/.exec(String(berth.lines.find((l) => l.msg === 'berth is serving')!.http))![1]);
   t.equal((await plain(httpPort, 'GET', '/account/sign-in', 'registry.example.com:8080')).headers.location, 'https://registry.example.com/account/sign-in');
+  // Another host: 421 in the shape berth's TLS listener answers with (sendError), never a redirect.
+  const registry = await plain(httpPort, 'GET', '/v2/', 'other.example.com');
+  t.equal(registry.status, 421);
+  t.equal(registry.headers['docker-distribution-api-version'], 'registry/2.0');
+  t.same(JSON.parse(registry.body), { errors: [{ code: 'DENIED', message: 'berth: this server does not serve that host name', detail: null }] });
+  const page = await plain(httpPort, 'GET', '/account/sign-in', 'other.example.com');
+  t.equal(page.status, 421);
+  t.equal(page.headers.location, undefined);
+  t.equal(page.body, 'berth: this server does not serve that host name\n');
   t.equal(await stopCli(berth.child), 0);
 });
 
