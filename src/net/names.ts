@@ -11,6 +11,13 @@ export interface NameSet {
   matches(host: string): boolean;
 }
 
+/**
+ * An authority as RFC 3986 allows it in Host: reg-name or bracketed IPv6, optional port;
+ * group 1 is the host, group 2 the port. Anything else ("evil.example/x?") never flows
+ * into a Location or a redirect.
+ */
+export const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::(\d{1,5}))?$/;
+
 const LABEL = '[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?';
 const HOSTNAME = new RegExp(`^(?:\\*\\.)?${LABEL}(?:\\.${LABEL})*$`);
 

@@ -3,9 +3,8 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { headerTimeout } from '../net/headerTimeout.js';
 import { closeOnceBodyIn } from '../net/linger.js';
-import type { NameSet } from '../net/names.js';
+import { HOST, type NameSet } from '../net/names.js';
 import { ProxyError, isRegistryPath, sendError } from '../proxy/errors.js';
-import { HOST } from '../proxy/request/host.js';
 
 export interface RedirectOptions {
   readonly config: Config;

@@ -1,9 +1,8 @@
 import type { RequestContext, RequestPass } from '../context.js';
+import { HOST } from '../../net/names.js';
 import { ProxyError } from '../errors.js';
 import { hstsNamesHost } from '../response/hsts.js';
 
-/** An authority as RFC 3986 allows it in Host: reg-name or bracketed IPv6, optional port; group 1 is the host, group 2 the port. */
-export const HOST = /^(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._~-]+)(?::(\d{1,5}))?$/;
 /** absolute-form request target (RFC 9112 §3.2.2): scheme, authority, then the origin-form part. */
 const ABSOLUTE_FORM = /^https?:\/\/([^/?#]*)([\s\S]*)$/i;
 
