@@ -1,22 +1,15 @@
 #!/usr/bin/env -S node --max-semi-space-size=2 --expose-gc
 // --max-semi-space-size=2: a small young generation keeps memory flat; --expose-gc: BodyGarbage
 // collects it as bodies are relayed (WORKER_V8_FLAGS, server/cluster.ts; proxy/bodyGarbage.ts).
-import cluster from 'node:cluster';
 import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';
-import { ConfigError, warnings } from './config/validate.js';
 import { loadConfig, parseFlags } from './config/load.js';
-import { startAdminListener } from './admin/start.js';
+import { ConfigError } from './config/validate.js';
 import { check, formatFindings } from './commands/check.js';
 import { DOCTOR_USAGE, doctor, parseDoctorArgs } from './commands/doctor/index.js';
 import { formatJson, formatText } from './commands/doctor/findings.js';
 import { createLogger } from './observe/logger.js';
-import { registerCertificateExpiry, registerDraining } from './observe/metrics.js';
-import { startBerth } from './server/berth.js';
-import { runPrimary, runWorker } from './server/cluster.js';
-import { logServing, reloadOnHangup, stopOnSignals } from './server/lifecycle.js';
-import { loadTlsMaterial } from './tls/material.js';
-import { rotateTicketKeys } from './tls/ticketKeys.js';
+import { run } from './server/run.js';
 
 function usage(): string {
   const lines = [
@@ -90,24 +83,7 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const config = loadConfig(args, process.env);
-  const logger = createLogger(config.log);
-  if (cluster.isWorker) return runWorker(config, logger);
-  // Made here, once: workers then reuse the development certificate instead of racing to make it.
-  const tls = await loadTlsMaterial(config, logger);
-  // After the certificate: a setup that cannot start says only why.
-  for (const warning of warnings(config)) logger.warn(warning);
-  if (config.workers > 1) return runPrimary(config, tls, logger);
-  const berth = await startBerth(config, tls, logger, { ticketKeys: rotateTicketKeys(config.tls.ticketKeyRotation, logger) });
-  registerCertificateExpiry(berth.registry, () => new Date(berth.certificate().validTo));
-  registerDraining(berth.registry, () => berth.draining);
-  const admin = await startAdminListener(config, logger, {
-    metrics: async () => ({ contentType: berth.registry.contentType, body: await berth.registry.metrics() }),
-    certificate: () => berth.certificate(),
-    draining: () => berth.draining,
-  });
-  logServing(logger, config, berth.address, tls, admin?.address, berth.httpAddress);
-  stopOnSignals(berth, logger);
-  reloadOnHangup(berth);
+  await run(config, createLogger(config.log));
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

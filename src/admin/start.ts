@@ -1,6 +1,8 @@
 import type crypto from 'node:crypto';
 import type { Logger } from 'pino';
+import type client from 'prom-client';
 import type { Config } from '../config/validate.js';
+import { registerCertificateExpiry, registerDraining } from '../observe/metrics.js';
 import { createReadiness } from './readiness.js';
 import { startAdmin, type Admin } from './server.js';
 
@@ -8,15 +10,29 @@ import { startAdmin, type Admin } from './server.js';
 export const READY_PROBE_TIMEOUT_MS = 2000;
 
 export interface AdminParts {
-  metrics(): Promise<{ contentType: string; body: string }>;
+  /** This process's metrics; the served certificate's expiry and the draining flag are added to them. */
+  readonly registry: client.Registry;
+  /** Metrics gathered from elsewhere (a primary's workers), served before the registry's own. */
+  readonly gathered?: () => Promise<string>;
   /** The leaf in service. */
   certificate(): crypto.X509Certificate;
   draining(): boolean;
 }
 
-/** Starts the admin listener where admin.listen says; undefined when it is "off". */
+/**
+ * The admin side of a serving berth, whichever process holds it (the one process, or a
+ * cluster's primary): the metrics only that side knows, and the admin listener where
+ * admin.listen says (undefined when it is "off").
+ */
 export async function startAdminListener(config: Config, logger: Logger, parts: AdminParts): Promise<Admin | undefined> {
+  const { registry, gathered } = parts;
+  registerCertificateExpiry(registry, () => new Date(parts.certificate().validTo));
+  registerDraining(registry, parts.draining);
   if (config.admin.listen === undefined) return undefined;
+  const metrics = async (): Promise<{ contentType: string; body: string }> => ({
+    contentType: registry.contentType,
+    body: gathered ? `${await gathered()}\n${await registry.metrics()}` : await registry.metrics(),
+  });
   const readiness = createReadiness({ upstream: config.upstream, timeoutMs: READY_PROBE_TIMEOUT_MS, certificate: parts.certificate, draining: parts.draining });
-  return startAdmin(config.admin.listen, { metrics: parts.metrics, readiness }, logger, { headersTimeout: config.timeouts.headers });
+  return startAdmin(config.admin.listen, { metrics, readiness }, logger, { headersTimeout: config.timeouts.headers });
 }

@@ -5,7 +5,6 @@ import type { Logger } from 'pino';
 import client from 'prom-client';
 import { startAdminListener } from '../admin/start.js';
 import { answerMetricRequests, workerMetricsText } from '../observe/clusterMetrics.js';
-import { registerCertificateExpiry, registerDraining } from '../observe/metrics.js';
 import { watchCertificate } from '../tls/reload.js';
 import type { Config } from '../config/validate.js';
 import { ENV_WORKER_TLS_PORT } from '../config/schema.js';
@@ -115,14 +114,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
   let stopping = false;
   // The admin listener lives here, summing the workers' metrics.
   const certificate = servedCertificate(config, tls, logger);
-  const own = new client.Registry();
-  registerCertificateExpiry(own, () => new Date(certificate().validTo));
-  registerDraining(own, () => stopping);
-  const admin = await startAdminListener(config, logger, {
-    metrics: async () => ({ contentType: own.contentType, body: `${await workerMetricsText()}\n${await own.metrics()}` }),
-    certificate,
-    draining: () => stopping,
-  });
+  const admin = await startAdminListener(config, logger, { registry: new client.Registry(), gathered: workerMetricsText, certificate, draining: () => stopping });
   /** A worker cut requests (grace period over, second signal) or died while stopping. */
   let cutShort = false;
 

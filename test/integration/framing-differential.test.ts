@@ -10,7 +10,7 @@ import { startRecorder, type Recorded } from '../helpers/recorder.js';
 // upstream never sees a request berth did not log, and every body it receives is exactly
 // the body berth parsed (its access line's bytesIn), framed explicitly.
 
-const RUNS = Number(process.env.BERTH_FRAMING_RUNS ?? 200);
+const RUNS = Number(process.env.TEST_FRAMING_RUNS ?? 200);
 
 type HeaderLine = readonly [name: string, value: string];
 

@@ -8,14 +8,14 @@ import { startUpstream } from '../helpers/upstream.js';
  * Node's server.requestTimeout (300 s by default) answers 408 and closes the connection
  * even while body bytes keep flowing: a push over a slow link dies at five minutes. berth
  * turns it off; this upload trickles for longer than that and must complete.
- * It takes over five minutes, so it runs with BERTH_SLOW_TESTS=1, or in CI (CI=true)
- * unless BERTH_SLOW_TESTS=0 (.ci/run runs it on one Node version of the two).
+ * It takes over five minutes, so it runs with TEST_SLOW=1, or in CI (CI=true)
+ * unless TEST_SLOW=0 (.ci/run runs it on one Node version of the two).
  */
-const seconds = Number(process.env.BERTH_SLOW_UPLOAD_SECONDS ?? 310);
-const enabled = process.env.BERTH_SLOW_TESTS === '1' || (Boolean(process.env.CI) && process.env.BERTH_SLOW_TESTS !== '0');
+const seconds = Number(process.env.TEST_SLOW_UPLOAD_SECONDS ?? 310);
+const enabled = process.env.TEST_SLOW === '1' || (Boolean(process.env.CI) && process.env.TEST_SLOW !== '0');
 t.setTimeout((seconds + 90) * 1000);
 
-t.test(`an upload trickling for ${seconds} s is not cut`, { skip: enabled ? false : 'slow: set BERTH_SLOW_TESTS=1 (always on in CI)', timeout: (seconds + 60) * 1000 }, async (t) => {
+t.test(`an upload trickling for ${seconds} s is not cut`, { skip: enabled ? false : 'slow: set TEST_SLOW=1 (always on in CI)', timeout: (seconds + 60) * 1000 }, async (t) => {
   const up = await startUpstream(t, (_req, res, body) =>
     res.writeHead(202, { 'docker-content-digest': `sha256:${crypto.createHash('sha256').update(body).digest('hex')}` }).end(),
   );

@@ -1,0 +1,29 @@
+import cluster from 'node:cluster';
+import type { Logger } from 'pino';
+import { startAdminListener } from '../admin/start.js';
+import { warnings, type Config } from '../config/validate.js';
+import { loadTlsMaterial } from '../tls/material.js';
+import { rotateTicketKeys } from '../tls/ticketKeys.js';
+import { startBerth } from './berth.js';
+import { runPrimary, runWorker } from './cluster.js';
+import { logServing, reloadOnHangup, stopOnSignals } from './lifecycle.js';
+
+/**
+ * The composition root: a running berth from its Config, in the mode this process is in.
+ * One process (workers: 1) serves and holds the admin listener itself; with more, this
+ * process is the cluster's primary (server/cluster.ts), which holds the admin listener and
+ * forks the workers, each of which comes back here and serves.
+ */
+export async function run(config: Config, logger: Logger): Promise<void> {
+  if (cluster.isWorker) return runWorker(config, logger);
+  // Made here, once: workers then reuse the development certificate instead of racing to make it.
+  const tls = await loadTlsMaterial(config, logger);
+  // After the certificate: a setup that cannot start says only why.
+  for (const warning of warnings(config)) logger.warn(warning);
+  if (config.workers > 1) return runPrimary(config, tls, logger);
+  const berth = await startBerth(config, tls, logger, { ticketKeys: rotateTicketKeys(config.tls.ticketKeyRotation, logger) });
+  const admin = await startAdminListener(config, logger, { registry: berth.registry, certificate: () => berth.certificate(), draining: () => berth.draining });
+  logServing(logger, config, berth.address, tls, admin?.address, berth.httpAddress);
+  stopOnSignals(berth, logger);
+  reloadOnHangup(berth);
+}
