@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';
 import { loadConfig, parseFlags } from './config/load.js';
 import { ConfigError } from './config/validate.js';
-import { check, formatFindings } from './commands/check.js';
+import { CHECK_USAGE, check, formatFindings } from './commands/check.js';
 import { DOCTOR_USAGE, doctor, parseDoctorArgs } from './commands/doctor/index.js';
 import { formatJson, formatText } from './commands/doctor/findings.js';
 import { createLogger } from './observe/logger.js';
@@ -23,6 +23,8 @@ function usage(): string {
     '       berth doctor [same options] [--user U --password-stdin] [--repository NAME] [--json]',
     '                                    diagnose the registry setup end to end: TLS, upstream, auth, upload',
     '                                    URLs, throughput, limits; each problem with its fix (berth doctor --help)',
+    '       berth help [check|doctor]    this text, or a command\'s (also: berth check --help)',
+    '       berth version                the version (also: berth --version, berth -v)',
     '',
     'Settings come from the YAML file (--config, $BERTH_CONFIG, or config/berth.yaml when present),',
     'then BERTH_* environment variables, then flags; each later one wins.',
@@ -35,7 +37,7 @@ function usage(): string {
     lines.push(`  ${flag.padEnd(28)} ${spec.path} (${envName(spec.path)}; default ${def})`);
     lines.push(`  ${''.padEnd(28)}   ${spec.doc}`);
   }
-  lines.push('  --help, -h                   this text', '  --version                    the version');
+  lines.push('  --help, -h                   this text', '  --version, -v                the version');
   return lines.join('\n') + '\n';
 }
 
@@ -54,15 +56,40 @@ function fail(message: string, code: number): never {
   process.exit(code);
 }
 
+/** The subcommands, and what `berth help COMMAND` prints for each. */
+const COMMAND_USAGE: Readonly<Record<string, () => string>> = { check: () => CHECK_USAGE, doctor: () => DOCTOR_USAGE };
+
+const asksForHelp = (argv: readonly string[]): boolean => argv.includes('--help') || argv.includes('-h');
+
+function version(): string {
+  const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  return `berth ${pkg.version}\n`;
+}
+
 async function main(argv: readonly string[]): Promise<void> {
-  if (argv[0] === 'check') {
+  const command = argv[0];
+  if (command === 'help') {
+    const topic = argv[1] === undefined ? usage : COMMAND_USAGE[argv[1]];
+    if (topic === undefined) fail(`help: no command "${argv[1]}"; the commands are ${Object.keys(COMMAND_USAGE).join(', ')}`, 2);
+    process.stdout.write(topic());
+    return;
+  }
+  if (command === 'version') {
+    process.stdout.write(version());
+    return;
+  }
+  if (command === 'check' && asksForHelp(argv)) {
+    process.stdout.write(CHECK_USAGE);
+    return;
+  }
+  if (command === 'check') {
     const findings = await check(argv.slice(1), process.env);
     process.stdout.write(formatFindings(findings));
     process.exitCode = findings.some((f) => f.level === 'problem') ? 1 : 0;
     return;
   }
-  if (argv[0] === 'doctor') {
-    if (argv.includes('--help') || argv.includes('-h')) {
+  if (command === 'doctor') {
+    if (asksForHelp(argv)) {
       process.stdout.write(DOCTOR_USAGE);
       return;
     }
@@ -72,14 +99,16 @@ async function main(argv: readonly string[]): Promise<void> {
     process.exitCode = findings.some((f) => f.level === 'problem') ? 1 : 0;
     return;
   }
+  if (command !== undefined && !command.startsWith('-')) {
+    fail(`unknown command "${command}": berth alone runs the proxy; its commands are check, doctor, help and version (berth --help)`, 2);
+  }
   const args = parseFlags(argv);
   if (args.help) {
     process.stdout.write(usage());
     return;
   }
   if (args.version) {
-    const pkg = JSON.parse(fs.readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
-    process.stdout.write(`berth ${pkg.version}\n`);
+    process.stdout.write(version());
     return;
   }
   const config = loadConfig(args, process.env);

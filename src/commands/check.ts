@@ -16,6 +16,21 @@ import { findRunningServer, type RunningServer } from './running.js';
  * only when nothing is a problem; the container image uses it as its health check.
  */
 
+export const CHECK_USAGE = `usage: berth check [--config FILE] [berth flags]
+       berth check --as-running[=PID]
+
+Checks the setup as berth would start with it: the settings, the certificate and key (they
+match, the names, the expiry), the upstream (GET /v2/), and the running berth's readiness on
+its admin listener. One line per finding; exit 0 only if nothing is a problem (the image's
+HEALTHCHECK).
+
+  --as-running[=PID]    check the settings of the berth server running here instead (PID,
+                        or the one berth server found: PID 1 in a container): its flags,
+                        BERTH_* environment and working directory
+  berth flags           as for berth itself (berth --help): the settings to check
+  --help, -h            this text
+`;
+
 export type Level = 'ok' | 'warning' | 'problem';
 
 export interface Finding {

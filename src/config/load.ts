@@ -19,7 +19,7 @@ export function parseFlags(argv: readonly string[]): CliArgs {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
     config: { type: 'string', short: 'c' },
     help: { type: 'boolean', short: 'h' },
-    version: { type: 'boolean' },
+    version: { type: 'boolean', short: 'v' },
   };
   for (const spec of KEYS) if (spec.flag) options[spec.flag] = { type: 'string' };
   let parsed;

@@ -81,6 +81,34 @@ t.test('--help lists every key with its variable and default', async (t) => {
   for (const text of ['--upstream', 'BERTH_TIMEOUTS_UPSTREAM_RESPONSE', 'timeouts.clientIdle', 'default :8443']) t.match(result.stdout, text);
 });
 
+t.test('every command answers --help and -h with its own usage, without running; help, version and -v work', async (t) => {
+  // The upstream is a dead address: a check that ran would report it as a problem (exit 1).
+  const env = { BERTH_UPSTREAM: 'http://127.0.0.1:9' };
+  for (const args of [['check', '--help'], ['check', '-h'], ['check', '--as-running', '-h'], ['help', 'check']]) {
+    const result = await runCli(args, { cwd: dir, env });
+    t.equal(result.code, 0, `berth ${args.join(' ')}: exit 0`);
+    t.match(result.stdout, /^usage: berth check /, `berth ${args.join(' ')}: check's usage`);
+    t.notMatch(result.stdout, /^(ok|warning|problem)\s/m, 'no finding: nothing was checked');
+  }
+  for (const args of [['doctor', '--help'], ['doctor', '-h'], ['help', 'doctor']]) {
+    const result = await runCli(args, { cwd: dir, env });
+    t.equal(result.code, 0, `berth ${args.join(' ')}: exit 0`);
+    t.match(result.stdout, /^usage: berth doctor /, `berth ${args.join(' ')}: doctor's usage`);
+  }
+  for (const args of [['help'], ['-h'], ['--help']]) {
+    const result = await runCli(args, { cwd: dir, env });
+    t.equal(result.code, 0);
+    t.match(result.stdout, /^berth: a TLS front/, `berth ${args.join(' ')}: berth's usage`);
+  }
+  const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  for (const args of [['-v'], ['--version'], ['version']]) {
+    const result = await runCli(args, { cwd: dir, env });
+    t.same([result.code, result.stdout], [0, `berth ${pkg.version}\n`], `berth ${args.join(' ')}`);
+  }
+  assertOneLine(t, await runCli(['chek'], { cwd: dir, env }), /^berth: unknown command "chek": .*check, doctor, help and version/);
+  assertOneLine(t, await runCli(['help', 'chek'], { cwd: dir, env }), /^berth: help: no command "chek"; the commands are check, doctor$/);
+});
+
 t.test('config/berth.yaml in the working directory is read when present', async (t) => {
   const cwd = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-cwd-'));
   t.teardown(() => fs.rmSync(cwd, { recursive: true, force: true }));

@@ -46,6 +46,7 @@ export const DOCTOR_USAGE = `usage: berth doctor [--config FILE] [berth flags] [
   --upload-size SIZE    bytes for the timed upload: 16MiB (default), 200MB, 1GiB, …
   --ca FILE             the private CA your clients trust, to check the certificate chain up to it
   --json                the findings as JSON, for scripts and support threads
+  --help, -h            this text
 `;
 
 const SIZE_UNITS: Record<string, number> = { '': 1, b: 1, kb: 1e3, kib: 1024, mb: 1e6, mib: 1 << 20, gb: 1e9, gib: 1 << 30 };
