@@ -55,7 +55,22 @@ export type FindingId = (typeof FINDING_IDS)[number];
 const LEVEL_WIDTH = 8;
 const ID_WIDTH = 25;
 
-export function formatText(findings: readonly Finding[]): string {
+/**
+ * The registry's signed upload state (`_state`, also percent-encoded as `%5Fstate`) in any
+ * URL a finding quotes. Whoever holds it can continue the upload, and doctor's output is
+ * meant to be pasted into support threads: it is replaced, as in the access log.
+ */
+const UPLOAD_STATE = /([?&](?:_|%5f)state=)[^&#\s"'()<>]*/gi;
+
+function redacted<T>(value: T): T {
+  if (typeof value === 'string') return value.replace(UPLOAD_STATE, '$1REDACTED') as T;
+  if (Array.isArray(value)) return value.map(redacted) as T;
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redacted(v)])) as T;
+  return value;
+}
+
+export function formatText(all: readonly Finding[]): string {
+  const findings = redacted(all);
   const pad = ' '.repeat(LEVEL_WIDTH + 1 + ID_WIDTH + 1);
   const lines: string[] = [];
   for (const f of findings) {
@@ -74,7 +89,8 @@ export function formatText(findings: readonly Finding[]): string {
   return lines.join('\n') + '\n';
 }
 
-export function formatJson(findings: readonly Finding[]): string {
+export function formatJson(all: readonly Finding[]): string {
+  const findings = redacted(all);
   return (
     JSON.stringify(
       {

@@ -73,3 +73,31 @@ t.test('text and JSON: problems with cause, fix and their page', async (t) => {
   t.equal(json.warnings, 1);
   t.equal(json.findings[0]!.more, 'docs/doctor/tls-names.md');
 });
+
+t.test("the registry's signed upload state never reaches doctor's output, text or JSON", async (t) => {
+  const upload = 'http://registry:5000/v2/library/berth-doctor/blobs/uploads/3f1c?_state=c2lnbmVk.secret%2Bpart&digest=sha256%3A00';
+  const encoded = 'https://r.example.com/v2/a/blobs/uploads/u?x=1&%5Fstate=other-secret';
+  const findings: Finding[] = [
+    {
+      id: 'upload-location',
+      area: 'upload',
+      level: 'problem',
+      detail: `uploads are sent to http://registry:5000 (the registry answered absolute (http://registry:5000) ${upload})`,
+      data: { upstreamLocation: upload, clientLocation: encoded, nested: [{ at: upload }], size: 3 },
+    },
+  ];
+  const text = formatText(findings);
+  const json = formatJson(findings);
+  for (const [name, out] of [['text', text], ['JSON', json]] as const) {
+    t.notMatch(out, 'secret', `${name}: no state`);
+    t.match(out, '?_state=REDACTED&digest=sha256%3A00', `${name}: the state replaced, the rest of the URL kept`);
+  }
+  t.match(text, '(http://registry:5000) http://registry:5000/v2/library/berth-doctor/blobs/uploads/3f1c?_state=REDACTED&digest=sha256%3A00)', 'the sentence around it kept');
+  const data = (JSON.parse(json) as { findings: { data: Record<string, unknown> }[] }).findings[0]!.data;
+  t.same(data, {
+    upstreamLocation: 'http://registry:5000/v2/library/berth-doctor/blobs/uploads/3f1c?_state=REDACTED&digest=sha256%3A00',
+    clientLocation: 'https://r.example.com/v2/a/blobs/uploads/u?x=1&%5Fstate=REDACTED',
+    nested: [{ at: 'http://registry:5000/v2/library/berth-doctor/blobs/uploads/3f1c?_state=REDACTED&digest=sha256%3A00' }],
+    size: 3,
+  });
+});
