@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { Socket } from 'node:net';
-import type { Connections } from './connections.js';
+import type { Connections, Refusal } from './connections.js';
 
 /**
  * Caps on open client connections, overall and per client address, enforced as each
@@ -19,8 +19,6 @@ export interface ConnectionLimits {
   /** Open connections per client address; 0 = no cap. */
   readonly perClient: number;
 }
-
-export type Refusal = 'too_many_connections' | 'too_many_client_connections';
 
 /** Connections over a cap that are given an answer at the same time; more are closed at once. */
 export const REFUSALS_ANSWERED = 64;

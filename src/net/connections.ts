@@ -1,4 +1,5 @@
-import type { Refusal } from './connectionLimits.js';
+/** Why a connection over a cap is refused (net/connectionLimits.ts): overall, or its client's. */
+export type Refusal = 'too_many_connections' | 'too_many_client_connections';
 
 interface Peer {
   readonly remoteAddress?: string | undefined;
