@@ -78,11 +78,11 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(version());
     return;
   }
-  if (command === 'check' && asksForHelp(argv)) {
-    process.stdout.write(CHECK_USAGE);
-    return;
-  }
   if (command === 'check') {
+    if (asksForHelp(argv)) {
+      process.stdout.write(CHECK_USAGE);
+      return;
+    }
     const findings = await check(argv.slice(1), process.env);
     process.stdout.write(formatFindings(findings));
     process.exitCode = findings.some((f) => f.level === 'problem') ? 1 : 0;

@@ -31,16 +31,20 @@ export class Connections {
   }
 
   /** A PROXY header named the connection's client; kept until the connection closes. */
-  setClient(socket: Peer & { once(event: 'close', listener: () => void): unknown }, client: string): void {
-    const key = keyOf(socket);
-    this.#clients.set(key, client);
-    socket.once('close', () => this.#clients.delete(key));
+  setClient(socket: Closing, client: string): void {
+    keepUntilClose(this.#clients, socket, client);
   }
 
   /** The connection is over a cap; kept until the connection closes. */
-  setRefused(socket: Peer & { once(event: 'close', listener: () => void): unknown }, reason: Refusal): void {
-    const key = keyOf(socket);
-    this.#refusals.set(key, reason);
-    socket.once('close', () => this.#refusals.delete(key));
+  setRefused(socket: Closing, reason: Refusal): void {
+    keepUntilClose(this.#refusals, socket, reason);
   }
+}
+
+type Closing = Peer & { once(event: 'close', listener: () => void): unknown };
+
+function keepUntilClose<T>(map: Map<string, T>, socket: Closing, value: T): void {
+  const key = keyOf(socket);
+  map.set(key, value);
+  socket.once('close', () => map.delete(key));
 }

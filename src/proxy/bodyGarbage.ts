@@ -11,8 +11,8 @@ import vm from 'node:vm';
  * on wait to be freed: 36–63 MiB of them in a worker relaying four 1 GiB uploads (measured
  * with process.memoryUsage().arrayBuffers; README, "Performance"). A young-generation
  * collection after every `every` bytes relayed bounds that to a few MiB, and costs less
- * CPU than it saves: memory that is freed soon is reused while still in the caches (1.7–1.9
- * against 2.2–2.6 s of CPU per GiB uploaded, same run).
+ * CPU than it saves: memory that is freed soon is reused while still in the caches (1.7–2.0
+ * against 2.2–2.6 s of CPU per GiB uploaded, interleaved rounds).
  */
 export class BodyGarbage {
   #relayed = 0;
