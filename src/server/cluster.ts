@@ -56,19 +56,20 @@ function workerExecArgv(): string[] {
 export const REUSE_PORT = process.platform === 'linux';
 
 /**
- * Binds the TLS address once, plainly, and lets it go: a port that is taken fails here
+ * Binds a fixed TLS address once, plainly, and lets it go: a port that is taken fails here
  * with EADDRINUSE, before any worker starts, and so does a second berth on the same port
- * (its workers' SO_REUSEPORT sockets refuse a plain bind). Port 0 becomes a real one.
+ * (its workers' SO_REUSEPORT sockets refuse a plain bind). Port 0 is not probed: a port
+ * found and let go here could be taken by another process before the workers bind it, so
+ * the first worker binds port 0 itself, holds what the kernel gives it, and the others
+ * join that port (runPrimary).
  */
-async function claimPort(at: Config['listen']): Promise<number> {
+async function claimPort(at: Config['listen']): Promise<void> {
   const probe = net.createServer();
   await new Promise<void>((resolve, reject) => {
     probe.once('error', reject);
     probe.listen({ host: at.host, port: at.port, exclusive: true }, resolve);
   });
-  const port = (probe.address() as AddressInfo).port;
   await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 /**
@@ -105,7 +106,9 @@ function servedCertificate(config: Config, tls: TlsMaterial, logger: Logger): ()
 
 export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): Promise<void> {
   // First, before anything else listens or watches: a port berth cannot have ends it here.
-  const port = REUSE_PORT ? await claimPort(config.listen) : undefined;
+  if (REUSE_PORT && config.listen.port !== 0) await claimPort(config.listen);
+  /** The TLS port the workers share with SO_REUSEPORT; for port 0, known once the first listens. */
+  let port: number | undefined = REUSE_PORT && config.listen.port !== 0 ? config.listen.port : undefined;
   /** Deaths of workers that had served, and of workers that never listened, recently. */
   const deaths: number[] = [];
   const startupFailures: number[] = [];
@@ -124,12 +127,17 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
   // the last worker may still be listed.
   const live = new Map<number, Worker>();
   const fork = (): Worker => {
-    const worker = cluster.fork(port === undefined ? {} : { [ENV_WORKER_TLS_PORT]: String(port) });
+    // Port "0": this worker is the first, and binds the port the others will share.
+    const worker = cluster.fork(REUSE_PORT ? { [ENV_WORKER_TLS_PORT]: String(port ?? 0) } : {});
     live.set(worker.id, worker);
     worker.on('message', (message: unknown) => {
       if (isTicketKeysRequest(message)) return void worker.send(ticketKeysMessage(ticketKeys.current()));
       if (!isListening(message)) return;
       listening.add(worker.id);
+      if (REUSE_PORT && port === undefined) {
+        port = message.address.port;
+        for (let i = 1; i < config.workers; i++) fork();
+      }
       if (!announced && listening.size >= config.workers) {
         announced = true;
         logServing(logger, config, message.address, tls, admin?.address, message.httpAddress);
@@ -202,14 +210,18 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
     for (const worker of live.values()) worker.process.kill('SIGHUP');
   });
 
-  for (let i = 0; i < config.workers; i++) fork();
+  // For port 0 with SO_REUSEPORT, one worker first: the rest follow once it has the port.
+  const first = REUSE_PORT && port === undefined ? 1 : config.workers;
+  for (let i = 0; i < first; i++) fork();
 }
 
 /** A worker: the same config as the primary (same argv and environment). */
 export async function runWorker(config: Config, logger: Logger): Promise<void> {
   const tls = await loadTlsMaterial(config, undefined);
-  const port = Number(process.env[ENV_WORKER_TLS_PORT] ?? NaN);
-  const own = Number.isInteger(port) && port > 0;
+  // Set by a primary that shares the port with SO_REUSEPORT (0: this worker picks it).
+  const given = process.env[ENV_WORKER_TLS_PORT];
+  const port = Number(given ?? NaN);
+  const own = given !== undefined && Number.isInteger(port) && port >= 0;
   const served = own ? { ...config, listen: Object.freeze({ ...config.listen, port }) } : config;
   const berth = await startBerth(served, tls, logger, { ticketKeys: await ticketKeysFromPrimary(), reusePort: own });
   answerMetricRequests(berth.registry);

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
 import { runCli, startCli, stopCli } from '../helpers/cli.js';
@@ -193,3 +194,39 @@ for (const workers of ['1', '2']) {
     t.equal(await stopCli(berth.child), 0);
   });
 }
+
+t.test('with workers: 2, berths started together on port 0 each get a port of their own, even while other sockets take ports', { skip: process.platform !== 'linux' && 'SO_REUSEPORT and /proc are Linux' }, async (t) => {
+  // Others take ephemeral ports all the while, as other programs (and tests) do: a port
+  // the primary found and let go before its workers bound it would go to one of them.
+  const held: net.Server[] = [];
+  let squatting = true;
+  const squat = (async () => {
+    while (squatting) {
+      const server = net.createServer();
+      await new Promise<void>((resolve) => server.once('error', () => resolve()).listen(0, '127.0.0.1', resolve));
+      held.push(server);
+      if (held.length > 4000) held.shift()!.close();
+      if (held.length % 50 === 0) await new Promise((r) => setImmediate(r));
+    }
+  })();
+  t.teardown(async () => {
+    squatting = false;
+    await squat;
+    for (const server of held) server.close();
+  });
+  const up = await startUpstream(t, (_req, res) => res.end('ok'));
+  const pki = await makeTestPki();
+  const args = ['--workers', '2', '--upstream', up.url, '--cert', pki.certFile, '--key', pki.keyFile, '--admin-listen', 'off', '--listen', '127.0.0.1:0'];
+  const started = await Promise.allSettled(Array.from({ length: 6 }, () => startCli(args)));
+  for (const s of started) if (s.status === 'fulfilled') t.teardown(() => void s.value.child.kill('SIGKILL'));
+  squatting = false;
+  await squat;
+  t.same(started.map((s) => s.status === 'fulfilled' || String(s.reason)), Array(6).fill(true), 'all six started');
+  const berths = started.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+  t.equal(new Set(berths.map((b) => b.port)).size, berths.length, 'on six ports');
+  for (const berth of berths) {
+    t.equal(listeningInodes(berth.port).size, 2, `port ${berth.port}: both workers listen on it`);
+    t.equal((await once_(berth.port, pki, '/v2/', {})).status, 'HTTP/1.1 200 OK', `port ${berth.port} serves`);
+    t.equal(await stopCli(berth.child), 0);
+  }
+});
