@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';
 import { loadConfig, parseFlags } from './config/load.js';
 import { ConfigError } from './config/validate.js';
-import { CHECK_USAGE, check, formatFindings } from './commands/check.js';
+import { CHECK_USAGE, check } from './commands/check.js';
 import { DOCTOR_USAGE, doctor, parseDoctorArgs } from './commands/doctor/index.js';
 import { formatJson, formatText } from './commands/doctor/findings.js';
 import { createLogger } from './observe/logger.js';
@@ -83,8 +83,9 @@ async function main(argv: readonly string[]): Promise<void> {
       process.stdout.write(CHECK_USAGE);
       return;
     }
-    const findings = await check(argv.slice(1), process.env);
-    process.stdout.write(formatFindings(findings));
+    const args = argv.slice(1);
+    const findings = await check(args.filter((a) => a !== '--json'), process.env);
+    process.stdout.write(args.includes('--json') ? formatJson(findings) : formatText(findings));
     process.exitCode = findings.some((f) => f.level === 'problem') ? 1 : 0;
     return;
   }

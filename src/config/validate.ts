@@ -250,8 +250,11 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
   });
 }
 
-/** Settings that are legal but likely to hurt; the entry point logs each as a warning. */
-export function warnings(config: Config): string[] {
+/**
+ * Timeouts that are legal but can cut a push: the entry point logs each, and `berth check`
+ * and `berth doctor` report them (their limits-timeouts finding), by these same rules.
+ */
+export function timeoutWarnings(config: Config): string[] {
   const out: string[] = [];
   const { upstreamResponse, clientIdle } = config.timeouts;
   if (upstreamResponse !== 0 && upstreamResponse < 15 * 60_000) {
@@ -261,8 +264,18 @@ export function warnings(config: Config): string[] {
     out.push('timeouts.clientIdle is under 60s: pushes over slow or bursty links may be cut');
   }
   if (upstreamResponse === 0) out.push('timeouts.upstreamResponse is 0: a hung upstream holds client connections forever');
-  if (config.publicOrigin === undefined && config.serverNames.length === 0) {
-    out.push('publicOrigin and serverNames are unset: host names are not enforced, and any Host a client sends flows into upload Locations and token realms (fine for local development; set publicOrigin in production)');
-  }
   return out;
+}
+
+/** Other settings that are legal but likely to hurt. */
+export function settingWarnings(config: Config): string[] {
+  if (config.publicOrigin === undefined && config.serverNames.length === 0) {
+    return ['publicOrigin and serverNames are unset: host names are not enforced, and any Host a client sends flows into upload Locations and token realms (fine for local development; set publicOrigin in production)'];
+  }
+  return [];
+}
+
+/** Every warning about the settings; the entry point logs each. */
+export function warnings(config: Config): string[] {
+  return [...timeoutWarnings(config), ...settingWarnings(config)];
 }

@@ -6,11 +6,9 @@ import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
-import { proxySettings } from '../proxy/context.js';
 import { createHandler } from '../proxy/handler.js';
 import { createTransport } from '../proxy/transport.js';
 import { BodyGarbage, COLLECT_EVERY } from '../proxy/bodyGarbage.js';
-import { nameSet, type NameSet } from '../net/names.js';
 import { InFlight } from '../observe/inFlight.js';
 import { createServingMetrics, type ServingMetrics } from '../observe/metrics.js';
 import type { TlsMaterial } from '../tls/material.js';
@@ -19,6 +17,7 @@ import type { TicketKeySource } from '../tls/ticketKeys.js';
 import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
 import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer } from './https.js';
+import { proxySettingsOf, servedNames } from './settings.js';
 import { acceptConnections } from '../net/accept.js';
 import { ClientIdle } from '../net/clientIdle.js';
 import { Connections } from '../net/connections.js';
@@ -71,14 +70,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     onBug: (err) => logger.error({ err }, 'internal error in an exchange with the registry: that request was dropped'),
   });
   const handler = createHandler({
-    settings: proxySettings({
-      upstream: config.upstream,
-      publicOrigin: config.publicOrigin?.origin,
-      trustedProxies: config.trustedProxies,
-      names: servedNames(config),
-      // Never with the development certificate: browsers would then refuse the host for a year.
-      hsts: config.hsts.maxAge > 0 && tls.devCa === undefined ? `max-age=${Math.floor(config.hsts.maxAge / 1000)}` : undefined,
-    }),
+    settings: proxySettingsOf(config, tls.devCa !== undefined),
     transport,
     logger,
     clientIdle,
@@ -207,11 +199,4 @@ function listen(server: http.Server, at: { host: string | undefined; port: numbe
       resolve();
     });
   });
-}
-
-/** publicOrigin's host and serverNames; undefined when neither is set (names not enforced). */
-export function servedNames(config: Config): NameSet | undefined {
-  const names = [...config.serverNames];
-  if (config.publicOrigin) names.push(config.publicOrigin.hostname);
-  return names.length > 0 ? nameSet(names) : undefined;
 }

@@ -80,7 +80,8 @@ async function berthFor(t: Test, upstream: string, names?: string[]): Promise<Se
   const args = ['--upstream', upstream, '--listen', `127.0.0.1:${port}`, '--public-origin', origin, '--cert', pki.certFile, '--key', pki.keyFile];
   const berth = await startCli(['--workers', '1', ...args]);
   t.teardown(() => void berth.child.kill('SIGKILL'));
-  return { pki, port, origin, berth, args: [...args, '--ca', pki.caFile] };
+  // doctor asks the running berth's admin listener for /readyz (berth-ready).
+  return { pki, port, origin, berth, args: [...args, '--admin-listen', `127.0.0.1:${berth.adminPort}`, '--ca', pki.caFile] };
 }
 
 /**
@@ -122,7 +123,7 @@ t.test('doctor', { skip }, async (t) => {
     const r = await doctor([...s.args, '--repository', 'doctor/good'], REGISTRY_PASSWORD);
     t.equal(r.code, 0, 'exit 0', { stderr: r.stderr });
     t.equal(r.problems, 0);
-    for (const id of ['tls-files', 'tls-chain', 'tls-expiry', 'tls-names', 'upstream-reachable', 'upstream-registry', 'upstream-challenge', 'upstream-scheme', 'berth-running', 'auth-realm', 'auth-token', 'upload-location', 'upload-forwarded-headers', 'upload-cleanup', 'limits-body-size', 'throughput', 'limits-timeouts']) {
+    for (const id of ['config', 'tls-files', 'tls-chain', 'tls-expiry', 'tls-names', 'upstream-reachable', 'upstream-registry', 'upstream-challenge', 'upstream-scheme', 'berth-running', 'berth-ready', 'auth-realm', 'auth-token', 'upload-location', 'upload-forwarded-headers', 'upload-cleanup', 'limits-body-size', 'throughput', 'limits-timeouts']) {
       expectFinding(t, r, id, 'ok');
     }
     expectFinding(t, r, 'tls-trust', 'warning', ['private CA', '/etc/docker/certs.d/localhost:']);

@@ -20,6 +20,8 @@ function findings(stdout: string): string[][] {
     .trim()
     .split('\n')
     .slice(0, -1)
+    // Each finding's first line; its cause, fix and page follow, indented.
+    .filter((line) => !line.startsWith(' '))
     .map((line) => {
       const m = /^(ok|warning|problem)\s+(.+?)\s{2,}(.*)$/.exec(line);
       return m ? [m[1]!, m[2]!, m[3]!] : ['unparsed', line, ''];
@@ -32,8 +34,11 @@ function write(content: string): string {
   return file;
 }
 
-t.test('a good setup, with berth running: all well, exit 0', async (t) => {
-  const up = await startUpstream(t, (_req, res) => res.writeHead(401, { 'www-authenticate': 'Bearer realm="x"' }).end());
+/** A registry's answer to GET /v2/ without credentials. */
+const REGISTRY_401 = { 'www-authenticate': 'Bearer realm="x"', 'docker-distribution-api-version': 'registry/2.0' };
+
+t.test('a good setup, with berth running: no problems, exit 0; the same findings as doctor\'s, without those that need credentials', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.writeHead(401, REGISTRY_401).end());
   const pki = await makeTestPki(['registry.example.com', 'localhost', '127.0.0.1']);
   const lasting = await pki.issue({ notAfter: new Date(Date.now() + 90 * DAY) }); // well beyond the 14-day warning
   const args = ['--upstream', up.url, '--public-origin', 'https://registry.example.com', '--cert', write(lasting.cert), '--key', write(lasting.key)];
@@ -43,12 +48,29 @@ t.test('a good setup, with berth running: all well, exit 0', async (t) => {
   t.equal(run.code, 0, run.stdout + run.stderr);
   t.match(findings(run.stdout), [
     ['ok', 'config', /upstream http:\/\/127\.0\.0\.1:\d+, listen :8443, workers/],
-    ['ok', 'certificate', /^key matches; CN=registry\.example\.com; DNS:registry\.example\.com.*; valid until /],
-    ['ok', 'certificate names', 'cover registry.example.com'],
-    ['ok', 'upstream', /GET \/v2\/ answered 401$/],
-    ['ok', 'running berth', 'ready'],
+    ['ok', 'tls-files', /\.pem and .*\.pem load, and the key matches the certificate$/],
+    ['warning', 'tls-chain', /^the chain ends at CN=registry\.example\.com, issued by .*: not a public root/],
+    ['warning', 'tls-trust', /^a private CA/],
+    ['ok', 'tls-expiry', /^valid until .* \((89|90) days\)$/],
+    ['ok', 'tls-names', 'the certificate covers registry.example.com'],
+    ['ok', 'upstream-reachable', /GET \/v2\/ answered 401 in \d+ ms$/],
+    ['ok', 'upstream-scheme', /is plain HTTP behind berth's TLS$/],
+    ['ok', 'upstream-registry', /registry\/2\.0/],
+    ['ok', 'upstream-challenge', 'answers /v2/ with a Bearer (token) challenge'],
+    ['ok', 'berth-ready', 'ready'],
+    ['ok', 'limits-timeouts', /^berth's own: headers 60 s, client idle 10 min/],
   ]);
-  t.match(run.stdout, /\nall well\n$/);
+  t.match(run.stdout, /\nno problems \(2 warnings\)\n$/, 'the private CA: warnings');
+  t.match(run.stdout, /^ {35}more: {2}docs\/doctor\/tls-trust\.md$/m, 'each warning names its page');
+  const json = JSON.parse((await runCli(['check', '--json', ...args, '--admin-listen', `127.0.0.1:${berth.adminPort}`])).stdout) as { problems: number; findings: { id: string; area: string }[] };
+  t.equal(json.problems, 0);
+  t.match(json.findings[0], { id: 'config', area: 'berth' }, '--json: as doctor --json');
+  const withCa = await runCli(['check', ...args, '--ca', pki.caFile, '--admin-listen', `127.0.0.1:${berth.adminPort}`]);
+  t.match(findings(withCa.stdout).find((f) => f[1] === 'tls-chain'), ['ok', 'tls-chain', /^complete: 1 certificate, up to CN=/], '--ca: the chain checked up to the private CA');
+  t.match(withCa.stdout, /\nno problems \(1 warning\)\n$/);
+  const noCa = await runCli(['check', ...args, '--ca', '/nonexistent/ca.crt']);
+  t.equal(noCa.code, 1);
+  t.match(findings(noCa.stdout), [['problem', 'config', '--ca: cannot read /nonexistent/ca.crt']]);
   t.equal(await stopCli(berth.child), 0);
 });
 
@@ -60,12 +82,12 @@ t.test('each kind of bad setup is a problem, saying what and why; exit 1', async
   const expired = await pki.issue({ notBefore: new Date(Date.now() - 10 * DAY), notAfter: new Date(Date.now() - DAY) });
   const base = ['--upstream', up.url, '--public-origin', 'https://registry.example.com', '--admin-listen', 'off'];
   const cases: [string, string[], Record<string, string>, [string, string, RegExp | string]][] = [
-    ['a key that is not the certificate’s', ['--cert', pki.certFile, '--key', write(other.key)], {}, ['problem', 'certificate', /does not belong to the certificate/]],
-    ['an expired certificate', ['--cert', write(expired.cert), '--key', write(expired.key)], {}, ['problem', 'certificate', /expired on/]],
-    ['a missing certificate file', ['--cert', '/nonexistent/tls.crt', '--key', pki.keyFile], {}, ['problem', 'certificate', /cannot read certificate \/nonexistent\/tls\.crt: ENOENT/]],
-    ['names that miss the public host', ['--cert', pki.certFile, '--key', pki.keyFile, '--public-origin', 'https://harbor.example.org'], {}, ['problem', 'certificate names', 'do not cover harbor.example.org, the host of publicOrigin: clients will refuse the certificate']],
-    ['an upstream that is down', ['--cert', pki.certFile, '--key', pki.keyFile, '--upstream', 'http://127.0.0.1:9'], {}, ['problem', 'upstream', 'http://127.0.0.1:9: GET /v2/ failed: ECONNREFUSED']],
-    ['an upstream that is not a registry', ['--cert', pki.certFile, '--key', pki.keyFile, '--upstream', notRegistry.url], {}, ['problem', 'upstream', /GET \/v2\/ answered 404, expected 200 or 401$/]],
+    ['a key that is not the certificate’s', ['--cert', pki.certFile, '--key', write(other.key)], {}, ['problem', 'tls-files', /does not belong to the certificate/]],
+    ['an expired certificate', ['--cert', write(expired.cert), '--key', write(expired.key)], {}, ['problem', 'tls-expiry', /^expired on /]],
+    ['a missing certificate file', ['--cert', '/nonexistent/tls.crt', '--key', pki.keyFile], {}, ['problem', 'tls-files', /cannot read certificate \/nonexistent\/tls\.crt: ENOENT/]],
+    ['names that miss the public host', ['--cert', pki.certFile, '--key', pki.keyFile, '--public-origin', 'https://harbor.example.org'], {}, ['problem', 'tls-names', 'the certificate names DNS:registry.example.com, not harbor.example.org']],
+    ['an upstream that is down', ['--cert', pki.certFile, '--key', pki.keyFile, '--upstream', 'http://127.0.0.1:9'], {}, ['problem', 'upstream-reachable', 'http://127.0.0.1:9: GET /v2/ failed: ECONNREFUSED']],
+    ['an upstream that is not a registry', ['--cert', pki.certFile, '--key', pki.keyFile, '--upstream', notRegistry.url], {}, ['problem', 'upstream-registry', 'GET /v2/ answered 404 without Docker-Distribution-Api-Version: registry/2.0']],
     ['a bad setting', ['--cert', pki.certFile, '--key', pki.keyFile], { BERTH_TIMEOUTS_HEADERS: 'soon' }, ['problem', 'config', /^timeouts\.headers: expected a duration/]],
   ];
   for (const [name, args, env, expected] of cases) {
@@ -76,7 +98,7 @@ t.test('each kind of bad setup is a problem, saying what and why; exit 1', async
       [expected],
       `${name}: one problem, named`,
     );
-    t.match(run.stdout, /\n1 problem\n$/);
+    t.match(run.stdout, /\n1 problem(, \d+ warnings?)?\n$/);
   }
 });
 
@@ -89,12 +111,37 @@ t.test('warnings do not fail the check', async (t) => {
   t.match(findings(run.stdout), [
     ['ok', 'config', /./],
     ['warning', 'config', /^publicOrigin and serverNames are unset: host names are not enforced/],
-    ['warning', 'certificate', /^expires in [45] days: /],
-    ['warning', 'certificate names', 'publicOrigin is unset: the names clients use cannot be checked'],
-    ['ok', 'upstream', /answered 200$/],
-    ['warning', 'running berth', 'admin.listen is off: not checked'],
+    ['ok', 'tls-files', /./],
+    ['warning', 'tls-chain', /./],
+    ['warning', 'tls-trust', /./],
+    ['warning', 'tls-expiry', /\([45] days\)$/],
+    ['warning', 'tls-names', /^publicOrigin is unset: the names clients use cannot be checked/],
+    ['ok', 'upstream-reachable', /answered 200 in \d+ ms$/],
+    ['ok', 'upstream-scheme', /./],
+    ['warning', 'upstream-registry', 'GET /v2/ answered 200, as a registry does, but without Docker-Distribution-Api-Version: registry/2.0'],
+    ['warning', 'upstream-challenge', /^answers \/v2\/ with 200: no authentication/],
+    ['warning', 'berth-ready', 'admin.listen is off: not checked'],
+    ['ok', 'limits-timeouts', /./],
   ]);
-  t.match(run.stdout, /\nall well \(4 warnings\)\n$/);
+  t.match(run.stdout, /\nno problems \(8 warnings\)\n$/);
+});
+
+t.test('short timeouts: the warnings berth logs when it starts are check\'s limits-timeouts finding', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.writeHead(401, REGISTRY_401).end());
+  const pki = await makeTestPki(['registry.example.com']);
+  const base = ['check', '--upstream', up.url, '--cert', pki.certFile, '--key', pki.keyFile, '--admin-listen', 'off'];
+  for (const [env, expected] of [
+    [{ BERTH_TIMEOUTS_CLIENT_IDLE: '10s' }, /^timeouts\.clientIdle is under 60s/],
+    [{ BERTH_TIMEOUTS_UPSTREAM_RESPONSE: '5m' }, /^timeouts\.upstreamResponse is under 15m/],
+    [{ BERTH_TIMEOUTS_UPSTREAM_RESPONSE: '0' }, /^timeouts\.upstreamResponse is 0: a hung upstream/],
+  ] as const) {
+    const run = await runCli(base, { env });
+    t.equal(run.code, 0, 'a warning');
+    t.match(findings(run.stdout).find((f) => f[1] === 'limits-timeouts'), ['warning', 'limits-timeouts', expected], JSON.stringify(env));
+  }
+  // clientIdle 0 is no limit at all, not a short one.
+  const off = await runCli(base, { env: { BERTH_TIMEOUTS_CLIENT_IDLE: '0' } });
+  t.match(findings(off.stdout).find((f) => f[1] === 'limits-timeouts'), ['ok', 'limits-timeouts', /client idle none/]);
 });
 
 t.test('a running berth that is not ready is a problem, with its reasons', async (t) => {
@@ -106,7 +153,7 @@ t.test('a running berth that is not ready is a problem, with its reasons', async
   up.server.closeAllConnections();
   const run = await runCli(['check', '--upstream', up.url, '--cert', pki.certFile, '--key', pki.keyFile, '--admin-listen', `127.0.0.1:${berth.adminPort}`]);
   t.equal(run.code, 1);
-  t.match(findings(run.stdout).find((f) => f[1] === 'running berth'), ['problem', 'running berth', /^not ready \(503\): upstream: GET \/v2\/ failed: ECONNREFUSED$/]);
+  t.match(findings(run.stdout).find((f) => f[1] === 'berth-ready'), ['problem', 'berth-ready', /^not ready \(503\): upstream: GET \/v2\/ failed: ECONNREFUSED$/]);
   t.equal(await stopCli(berth.child), 0);
 });
 
@@ -134,11 +181,12 @@ t.test('--as-running checks the settings of the running server (flags, BERTH_* e
   const found = findings(run.stdout);
   const of = (what: string): string[] | undefined => found.find((f) => f[1] === what && f[0] !== 'warning');
   t.same(found.filter((f) => f[0] === 'problem'), [], 'no problem');
-  t.match(of('settings'), ['ok', 'settings', `those of the berth server running as pid ${berth.child.pid} (its flags, BERTH_* environment, working directory)`]);
+  t.match(of('berth-settings'), ['ok', 'berth-settings', `those of the berth server running as pid ${berth.child.pid} (its flags, BERTH_* environment, working directory)`]);
   t.match(of('config'), ['ok', 'config', `upstream ${up.url}, listen 127.0.0.1:0, workers 2`], 'its upstream (from its environment) and its flags');
-  t.match(of('certificate'), ['ok', 'certificate', /^key matches; CN=localhost/], 'its certificate (paths relative to its directory)');
-  t.match(of('upstream'), ['ok', 'upstream', /GET \/v2\/ answered 401$/]);
-  t.match(of('running berth'), ['ok', 'running berth', 'ready'], 'its admin listener (from its flags)');
+  t.match(of('tls-files'), ['ok', 'tls-files', 'tls/tls.crt and tls/tls.key load, and the key matches the certificate'], 'its certificate (paths relative to its directory)');
+  t.match(of('tls-expiry'), ['ok', 'tls-expiry', /\((89|90) days\)$/]);
+  t.match(of('upstream-reachable'), ['ok', 'upstream-reachable', /GET \/v2\/ answered 401 in \d+ ms$/]);
+  t.match(of('berth-ready'), ['ok', 'berth-ready', 'ready'], 'its admin listener (from its flags)');
 
   // A worker (its pid from the access line of a request it served) has the same command line.
   t.equal((await ask({ port: berth.port, pki }, { path: '/v2/' })).status, 401);
@@ -146,11 +194,11 @@ t.test('--as-running checks the settings of the running server (flags, BERTH_* e
   t.not(worker, berth.child.pid);
   const asWorker = await runCli(['check', `--as-running=${worker}`], { cwd: elsewhere });
   t.equal(asWorker.code, 1, 'a worker is not a server of its own');
-  t.match(asWorker.stdout, new RegExp(`problem\\s+settings\\s+process ${worker} is a worker of the berth server ${berth.child.pid}: use --as-running=${berth.child.pid}`));
+  t.match(asWorker.stdout, new RegExp(`problem\\s+berth-settings\\s+process ${worker} is a worker of the berth server ${berth.child.pid}: use --as-running=${berth.child.pid}`));
   const notBerth = await runCli(['check', `--as-running=${process.pid}`], { cwd: elsewhere });
   t.equal(notBerth.code, 1);
-  t.match(notBerth.stdout, new RegExp(`problem\\s+settings\\s+process ${process.pid} is not a berth server \\(".*node`), 'another process: said so, with its command line');
-  t.match((await runCli(['check', '--as-running=abc'])).stdout, /problem\s+settings\s+--as-running=abc: expected a process id/);
+  t.match(notBerth.stdout, new RegExp(`problem\\s+berth-settings\\s+process ${process.pid} is not a berth server \\(".*node`), 'another process: said so, with its command line');
+  t.match((await runCli(['check', '--as-running=abc'])).stdout, /problem\s+berth-settings\s+--as-running=abc: expected a process id/);
   t.equal(await stopCli(berth.child), 0);
 });
 
@@ -164,7 +212,7 @@ t.test('--as-running: a berth that runs but whose admin listener refuses connect
   await once(hung, 'spawn');
   const run = await runCli(['check', `--as-running=${hung.pid}`]);
   t.equal(run.code, 1);
-  t.match(findings(run.stdout).find((f) => f[1] === 'running berth'), ['problem', 'running berth', `it runs, but nothing listens on its admin listener 127.0.0.1:${adminPort}`]);
+  t.match(findings(run.stdout).find((f) => f[1] === 'berth-ready'), ['problem', 'berth-ready', `it runs, but nothing listens on its admin listener 127.0.0.1:${adminPort}`]);
   const own = await runCli(['check', '--admin-listen', `127.0.0.1:${adminPort}`]);
-  t.match(findings(own.stdout).find((f) => f[1] === 'running berth'), ['warning', 'running berth', /berth is not running \(or not yet\)/], 'without it, nothing listening only means berth is not running');
+  t.match(findings(own.stdout).find((f) => f[1] === 'berth-ready'), ['warning', 'berth-ready', /berth is not running \(or not yet\)/], 'without it, nothing listening only means berth is not running');
 });

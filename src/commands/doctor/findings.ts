@@ -1,6 +1,7 @@
 /**
- * What `berth doctor` reports: one finding per check, each with a stable id that names its
- * page in docs/doctor/, and for a problem the cause and the exact fix.
+ * What `berth doctor` and `berth check` report: one finding per check, each with a stable
+ * id that names its page in docs/doctor/, and for a problem the cause and the exact fix.
+ * `check` runs the fast, local subset of doctor's checks (no credentials, no uploads).
  */
 
 export type Level = 'ok' | 'warning' | 'problem';
@@ -9,7 +10,7 @@ export type Area = 'tls' | 'upstream' | 'berth' | 'auth' | 'upload' | 'throughpu
 
 export interface Finding {
   /** Stable, kebab-case; docs/doctor/<id>.md explains it. */
-  readonly id: string;
+  readonly id: FindingId;
   readonly area: Area;
   readonly level: Level;
   readonly detail: string;
@@ -20,12 +21,14 @@ export interface Finding {
 }
 
 /** Where each finding is explained, relative to berth's repository (and shipped docs). */
-export function docPage(id: string): string {
+export function docPage(id: FindingId): string {
   return `docs/doctor/${id}.md`;
 }
 
 /** Every id doctor can report: each has a page (a test holds the two together). */
 export const FINDING_IDS = [
+  'config',
+  'berth-settings',
   'tls-files',
   'tls-chain',
   'tls-expiry',
@@ -37,6 +40,7 @@ export const FINDING_IDS = [
   'upstream-redirect',
   'upstream-scheme',
   'berth-running',
+  'berth-ready',
   'auth-realm',
   'auth-harbor-external-url',
   'auth-token',

@@ -4,26 +4,21 @@ import tls from 'node:tls';
 import { loadConfig, parseFlags } from '../../config/load.js';
 import { ConfigError } from '../../config/validate.js';
 import { DEV_FILES } from '../../tls/devCert.js';
+import { authFindings, tokenLifetimeFinding, type AuthState } from './auth.js';
+import { berthFindings, readyFinding } from './berth.js';
+import { configFindings } from './config.js';
+import { doctorContext, localAddress, type Credentials } from './context.js';
 import type { Finding } from './findings.js';
-import {
-  authFindings,
-  berthFindings,
-  throughputFindings,
-  timeoutFindings,
-  tokenLifetimeFinding,
-  uploadFindings,
-  upstreamFindings,
-  type AuthState,
-  type Credentials,
-  type DoctorContext,
-} from './registry.js';
+import { timeoutFindings } from './limits.js';
+import { throughputFindings, uploadFindings } from './upload.js';
+import { upstreamFindings } from './upstream.js';
 import { tlsFindings } from './tls.js';
 
 /**
- * `berth doctor`: the whole chain, client to registry, as berth sees it: the certificate,
- * the upstream, the running berth, the registry's auth and the URLs it hands clients, a
- * timed upload and the limits on the way. One finding per check; each problem with its
- * cause and fix, and a page in docs/doctor/.
+ * `berth doctor`: the whole chain, client to registry, as berth sees it: the settings, the
+ * certificate, the upstream, the running berth, the registry's auth and the URLs it hands
+ * clients, a timed upload and the limits on the way. One finding per check; each problem
+ * with its cause and fix, and a page in docs/doctor/. `berth check` runs the fast part.
  */
 
 export interface DoctorOptions {
@@ -115,33 +110,23 @@ export async function doctor(options: DoctorOptions, env: NodeJS.ProcessEnv, rea
   if (options.ca && !fs.existsSync(options.ca)) throw new ConfigError('--ca', `cannot read ${options.ca}`);
   const credentials: Credentials | undefined = options.user ? { user: options.user, password: (await readPassword()).replace(/\r?\n$/, '') } : undefined;
 
-  const listenHost = config.listen.host === undefined || config.listen.host === '0.0.0.0' || config.listen.host === '::' ? '127.0.0.1' : config.listen.host;
-  const publicOrigin = config.publicOrigin?.origin ?? `https://localhost:${config.listen.port}`;
-  const publicUrl = new URL(publicOrigin);
-  const ctx: DoctorContext = {
-    config,
-    publicOrigin,
-    publicHost: publicUrl.host,
-    upstream: { name: 'upstream', connect: new URL(config.upstream.origin) },
-    ...(credentials ? { credentials } : {}),
-    repository: options.repository,
-    uploadSize: options.uploadSize,
-    timeoutMs: 10_000,
-  };
+  const ctx = doctorContext(config, { credentials, repository: options.repository, uploadSize: options.uploadSize, timeoutMs: 10_000 });
 
-  const findings: Finding[] = [];
+  const findings: Finding[] = [...configFindings(config)];
   findings.push(...tlsFindings(config, options.ca));
   const upstream = await upstreamFindings(ctx, findings);
+  const listenHost = localAddress(config.listen.host);
   const listen = new URL(`https://${listenHost.includes(':') ? `[${listenHost}]` : listenHost}:${config.listen.port}`);
   // Clients trust the public roots, plus the private CA they were given (--ca), or berth's
   // development CA when berth serves its development certificate.
   const devCa = path.join(config.tls.dir, DEV_FILES.caCert);
   const privateCa = options.ca ?? (config.tls.cert === undefined && fs.existsSync(devCa) ? devCa : undefined);
   const ca = [...tls.rootCertificates, ...(privateCa ? [fs.readFileSync(privateCa, 'utf8')] : [])];
-  await berthFindings(ctx, { name: 'berth', connect: listen, servername: publicUrl.hostname.replace(/^\[(.*)\]$/, '$1'), ca }, findings, privateCa !== undefined);
+  const servername = new URL(ctx.publicOrigin).hostname.replace(/^\[(.*)\]$/, '$1');
+  await berthFindings(ctx, { name: 'berth', connect: listen, servername, ca }, findings, privateCa !== undefined);
+  findings.push(await readyFinding(config, ctx.timeoutMs));
 
-  const registryOk = upstream.reply !== undefined && upstream.reply.headers['docker-distribution-api-version'] === 'registry/2.0' && !upstream.reply.headers.location;
-  if (registryOk) {
+  if (upstream.registry) {
     const auth: AuthState = await authFindings(ctx, upstream, findings);
     if (auth.authorization || auth.open) {
       await uploadFindings(ctx, auth, findings);

@@ -9,8 +9,8 @@ import { loadPair } from '../../tls/files.js';
 import type { Finding } from './findings.js';
 
 const DAY = 86_400_000;
-/** Certificates this close to expiry are a warning (as `berth check`). */
-export const EXPIRY_WARNING_DAYS = 14;
+/** Certificates this close to expiry are a warning (doctor and check alike). */
+const EXPIRY_WARNING_DAYS = 14;
 
 function parseChain(pem: string): crypto.X509Certificate[] {
   return (pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? []).map((block) => new crypto.X509Certificate(block));
@@ -110,7 +110,7 @@ export function tlsFindings(config: Config, caFile: string | undefined, now = Da
       area: 'tls',
       level: 'warning',
       detail: `the chain ends at ${subjectOf(top)}, issued by ${issuerOf(top)}: not a public root, so it could not be checked`,
-      fix: 'give doctor the CA your clients trust (--ca FILE) to check the chain up to it',
+      fix: 'pass the CA your clients trust with --ca FILE (berth check and berth doctor) to check the chain up to it',
     });
   }
 

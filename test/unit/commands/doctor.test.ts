@@ -4,14 +4,17 @@ import { fileURLToPath } from 'node:url';
 import t from 'tap';
 import { FINDING_IDS, docPage, formatJson, formatText, type Finding } from '../../../src/commands/doctor/findings.js';
 import { parseDoctorArgs, parseSize } from '../../../src/commands/doctor/index.js';
-import { formatBytes, formatDuration, tokenLifetimeFinding } from '../../../src/commands/doctor/registry.js';
+import { tokenLifetimeFinding } from '../../../src/commands/doctor/auth.js';
+import { formatBytes, formatDuration } from '../../../src/commands/doctor/context.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
-t.test('every finding id doctor can report has its page, and every page an id', async (t) => {
+t.test('every finding id doctor and check can report has its page, and every page an id', async (t) => {
+  const commands = path.join(ROOT, 'src/commands');
   const source = fs
-    .readdirSync(path.join(ROOT, 'src/commands/doctor'))
-    .map((f) => fs.readFileSync(path.join(ROOT, 'src/commands/doctor', f), 'utf8'))
+    .readdirSync(commands, { recursive: true, encoding: 'utf8' })
+    .filter((f) => f.endsWith('.ts'))
+    .map((f) => fs.readFileSync(path.join(commands, f), 'utf8'))
     .join('\n');
   const used = new Set([...source.matchAll(/\bid: '([a-z-]+)'/g)].map((m) => m[1]!));
   t.same([...used].sort(), [...FINDING_IDS].sort(), 'the ids in the code are the declared ones');
