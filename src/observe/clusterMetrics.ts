@@ -1,4 +1,5 @@
 import cluster, { type Worker } from 'node:cluster';
+import crypto from 'node:crypto';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 
 /**
@@ -9,11 +10,11 @@ import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type
 
 interface Ask {
   readonly type: 'berth:metrics?';
-  readonly id: number;
+  readonly id: string;
 }
 interface Answer {
   readonly type: 'berth:metrics';
-  readonly id: number;
+  readonly id: string;
   readonly metrics: MetricObjectWithValues<MetricValue<string>>[];
 }
 
@@ -25,10 +26,9 @@ export function answerMetricRequests(registry: Registry): void {
   });
 }
 
-let nextId = 0;
-
 function askWorker(worker: Worker, timeoutMs: number): Promise<Answer['metrics'] | undefined> {
-  const id = nextId++;
+  // Each ask its own id: a late answer to an earlier scrape is not taken for this one's.
+  const id = crypto.randomUUID();
   return new Promise((resolve) => {
     const done = (metrics: Answer['metrics'] | undefined): void => {
       clearTimeout(timer);

@@ -4,6 +4,8 @@ import type { Readable } from 'node:stream';
 import { Client, Pool, type Dispatcher } from 'undici';
 import type { BodyFraming } from './context.js';
 import { ProxyError } from './errors.js';
+import { IdleSweep, type Watched } from './idleSweep.js';
+import { RequestBody } from './requestBody.js';
 
 /**
  * The upstream transport: undici's `Pool.dispatch`, the API undici offers for proxies,
@@ -93,7 +95,7 @@ export function createTransport(options: TransportOptions): Transport {
       return client;
     },
   });
-  const idle = options.responseTimeout > 0 ? new IdleSweep(options.responseTimeout) : undefined;
+  const idle = options.responseTimeout > 0 ? new IdleSweep<UpstreamExchange>(options.responseTimeout) : undefined;
   return {
     forward(req, res, exchange, body) {
       const upstreamExchange = new UpstreamExchange(req, res, exchange, idle);
@@ -118,78 +120,8 @@ export function createTransport(options: TransportOptions): Transport {
   };
 }
 
-/**
- * berth's inactivity limit on exchanges with the upstream (timeouts.upstreamResponse): one
- * interval for all of them instead of a timer per request refreshed by every chunk, which
- * would put timer work on the body path. A chunk only marks its exchange active; a sweep
- * (every limit/8, at most every second) ends an exchange that has been quiet since the
- * sweep before the limit ran out. So an exchange ends after between the limit and the
- * limit plus one sweep of silence, never before.
- */
-class IdleSweep {
-  /**
-   * The exchanges watched, as a list threaded through them. (A Set here made V8 carry the
-   * exchanges, with their requests and responses, into the old generation: 4.5 KB promoted
-   * per small request against 1.4–3.5 with this list and 2.1 with a timer per exchange, and
-   * about three times the full collections; measured with v8.GCProfiler.)
-   */
-  private first: UpstreamExchange | undefined;
-  private readonly every: number;
-  private timer: NodeJS.Timeout | undefined;
-
-  constructor(private readonly limit: number) {
-    this.every = Math.max(5, Math.min(1000, Math.ceil(limit / 8)));
-  }
-
-  watch(exchange: UpstreamExchange): void {
-    exchange.active = true;
-    exchange.watched = true;
-    exchange.nextWatched = this.first;
-    exchange.previousWatched = undefined;
-    if (this.first) this.first.previousWatched = exchange;
-    this.first = exchange;
-    if (this.timer === undefined) {
-      this.timer = setInterval(() => this.sweep(), this.every);
-      this.timer.unref();
-    }
-  }
-
-  unwatch(exchange: UpstreamExchange): void {
-    if (!exchange.watched) return;
-    exchange.watched = false;
-    const { previousWatched: previous, nextWatched: next } = exchange;
-    if (previous) previous.nextWatched = next;
-    else this.first = next;
-    if (next) next.previousWatched = previous;
-    exchange.previousWatched = undefined;
-    exchange.nextWatched = undefined;
-  }
-
-  stop(): void {
-    clearInterval(this.timer);
-    this.timer = undefined;
-  }
-
-  private sweep(): void {
-    if (this.first === undefined) return this.stop();
-    const now = performance.now();
-    let exchange: UpstreamExchange | undefined = this.first;
-    while (exchange !== undefined) {
-      const next: UpstreamExchange | undefined = exchange.nextWatched;
-      if (exchange.active) {
-        exchange.active = false;
-        exchange.quietSince = now;
-      } else if (now - exchange.quietSince >= this.limit) {
-        this.unwatch(exchange);
-        exchange.timedOut();
-      }
-      exchange = next;
-    }
-  }
-}
-
 /** One request on the pool: relays undici's events to the handler and the body to the client. */
-class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding {
+class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watched<UpstreamExchange> {
   private controller: Dispatcher.DispatchController | undefined;
   private done = false;
   /** Bytes moved since the last sweep (IdleSweep). */
@@ -209,14 +141,14 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding {
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly exchange: Exchange,
-    private readonly idle: IdleSweep | undefined,
+    private readonly idle: IdleSweep<UpstreamExchange> | undefined,
   ) {
     idle?.watch(this);
     // The client left (at any moment, not only while its body arrives): so does the upstream request.
     res.once('close', this.clientGone);
   }
 
-  /** The upstream has been quiet for timeouts.upstreamResponse. */
+  /** The upstream has been quiet for timeouts.upstreamResponse (IdleSweep). */
   timedOut(): void {
     this.stop(new ProxyError('upstream_timeout'));
   }
@@ -286,55 +218,6 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding {
     this.idle?.unwatch(this);
     this.res.off('close', this.clientGone);
     this.res.off('drain', this.resume);
-  }
-}
-
-/**
- * The client's request body as undici reads a stream body: its 'data', 'end', 'error' and
- * 'close', paused and resumed under backpressure. What undici does to a body it is done
- * with (destroy it) stays here: the client's request, whose rest berth may still have to
- * read (an early answer, berth's own error), is left to the handler.
- */
-type Listener = (...args: any[]) => void; // eslint-disable-line @typescript-eslint/no-explicit-any -- an EventEmitter listener
-
-class RequestBody {
-  destroyed = false;
-  constructor(private readonly req: http.IncomingMessage) {
-    // Nothing flows before undici listens: it attaches only once a connection is there.
-    req.pause();
-  }
-  on(event: string, listener: Listener): this {
-    this.req.on(event, listener);
-    return this;
-  }
-  removeListener(event: string, listener: Listener): this {
-    this.req.removeListener(event, listener);
-    return this;
-  }
-  off(event: string, listener: Listener): this {
-    return this.removeListener(event, listener);
-  }
-  pause(): void {
-    this.req.pause();
-  }
-  resume(): void {
-    if (!this.destroyed) this.req.resume();
-  }
-  /** Present only for undici's test of what a stream is; never piped. */
-  pipe(): never {
-    throw new Error('RequestBody is read by undici, not piped');
-  }
-  get errored(): Error | null {
-    return this.req.errored;
-  }
-  get readableEnded(): boolean {
-    return this.req.readableEnded;
-  }
-  get closed(): boolean {
-    return this.req.closed;
-  }
-  destroy(): void {
-    this.destroyed = true;
   }
 }
 

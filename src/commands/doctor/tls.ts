@@ -20,11 +20,9 @@ const subjectOf = (c: crypto.X509Certificate): string => c.subject.replace(/\n/g
 const issuerOf = (c: crypto.X509Certificate): string => c.issuer.replace(/\n/g, ', ');
 const issued = (child: crypto.X509Certificate, parent: crypto.X509Certificate): boolean => child.checkIssued(parent) && child.verify(parent.publicKey);
 
-let publicRoots: crypto.X509Certificate[] | undefined;
 /** Mozilla's root store as Node ships it: what most clients trust out of the box. */
 function roots(): crypto.X509Certificate[] {
-  publicRoots ??= tls.rootCertificates.map((pem) => new crypto.X509Certificate(pem));
-  return publicRoots;
+  return tls.rootCertificates.map((pem) => new crypto.X509Certificate(pem));
 }
 
 /**
