@@ -7,9 +7,26 @@ export interface Check {
   readonly detail: string;
 }
 
+/**
+ * Which berth answered, and with what settings: `berth check` compares them with the
+ * settings it checks, and says what differs (a berth started with other flags, a
+ * certificate not reloaded yet).
+ */
+export interface Serving {
+  /** The process that holds the admin listener: the one berth, or the cluster's primary. */
+  readonly pid: number;
+  readonly upstream: string;
+  /** listen as configured, e.g. ":8443". */
+  readonly listen: string;
+  readonly publicOrigin: string | null;
+  /** SHA-256 fingerprint of the leaf in service, as crypto.X509Certificate gives it. */
+  readonly certificate: string;
+}
+
 export interface Readiness {
   readonly ready: boolean;
   readonly checks: { readonly upstream: Check; readonly certificate: Check; readonly draining: Check };
+  readonly serving: Serving;
 }
 
 export interface ReadinessSources {
@@ -19,6 +36,8 @@ export interface ReadinessSources {
   /** The leaf in service. */
   certificate(): crypto.X509Certificate;
   draining(): boolean;
+  /** What /readyz says about the berth answering, but its certificate. */
+  readonly serving: Omit<Serving, 'certificate'>;
 }
 
 /**
@@ -33,7 +52,7 @@ export function createReadiness(sources: ReadinessSources): () => Promise<Readin
     const expired = new Date(leaf.validTo).getTime() <= Date.now();
     const certificate = { ok: !expired, detail: `${expired ? 'expired' : 'valid until'} ${leaf.validTo}` };
     const draining = sources.draining() ? { ok: false, detail: 'stopping: waiting for requests in flight' } : { ok: true, detail: 'serving' };
-    return { ready: upstream.ok && certificate.ok && draining.ok, checks: { upstream, certificate, draining } };
+    return { ready: upstream.ok && certificate.ok && draining.ok, checks: { upstream, certificate, draining }, serving: { ...sources.serving, certificate: leaf.fingerprint256 } };
   };
 }
 

@@ -1,7 +1,7 @@
 import type crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
-import type { Config } from '../config/validate.js';
+import { describeListen, type Config } from '../config/validate.js';
 import { registerCertificateExpiry, registerDraining } from '../observe/metrics.js';
 import { createReadiness } from './readiness.js';
 import { startAdmin, type Admin } from './server.js';
@@ -33,6 +33,7 @@ export async function startAdminListener(config: Config, logger: Logger, parts: 
     contentType: registry.contentType,
     body: gathered ? `${await gathered()}\n${await registry.metrics()}` : await registry.metrics(),
   });
-  const readiness = createReadiness({ upstream: config.upstream, timeoutMs: READY_PROBE_TIMEOUT_MS, certificate: parts.certificate, draining: parts.draining });
+  const serving = { pid: process.pid, upstream: config.upstream.origin, listen: describeListen(config.listen), publicOrigin: config.publicOrigin?.origin ?? null };
+  const readiness = createReadiness({ upstream: config.upstream, timeoutMs: READY_PROBE_TIMEOUT_MS, certificate: parts.certificate, draining: parts.draining, serving });
   return startAdmin(config.admin.listen, { metrics, readiness }, logger, { headersTimeout: config.timeouts.headers });
 }

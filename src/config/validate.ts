@@ -279,3 +279,8 @@ export function settingWarnings(config: Config): string[] {
 export function warnings(config: Config): string[] {
   return [...timeoutWarnings(config), ...settingWarnings(config)];
 }
+
+/** A listen address as the settings write it: ":8443", "127.0.0.1:8443", "[::1]:8443". */
+export function describeListen(listen: { readonly host: string | undefined; readonly port: number }): string {
+  return `${listen.host === undefined ? '' : net.isIPv6(listen.host) ? `[${listen.host}]` : listen.host}:${listen.port}`;
+}

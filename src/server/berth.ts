@@ -11,7 +11,7 @@ import { createTransport } from '../proxy/transport.js';
 import { BodyGarbage, COLLECT_EVERY } from '../proxy/bodyGarbage.js';
 import { InFlight } from '../observe/inFlight.js';
 import { createServingMetrics, type ServingMetrics } from '../observe/metrics.js';
-import type { TlsMaterial } from '../tls/material.js';
+import { namesClientsUse, type TlsMaterial } from '../tls/material.js';
 import { TLS_PROFILE } from '../tls/profile.js';
 import type { TicketKeySource } from '../tls/ticketKeys.js';
 import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
@@ -94,7 +94,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     redirect.on('error', (err) => logger.error({ err }, 'http listener error'));
   }
 
-  const certificate = config.tls.cert !== undefined && config.tls.key !== undefined ? watchTls(server, config.tls.cert, config.tls.key, tls, logger) : undefined;
+  const certificate = config.tls.cert !== undefined && config.tls.key !== undefined ? watchTls(server, config.tls.cert, config.tls.key, tls, logger, namesClientsUse(config)) : undefined;
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     metrics.tlsHandshake(socket.getProtocol() ?? 'unknown', socket.isSessionReused());
     metrics.connectionOpened();
@@ -146,12 +146,13 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
  * New pairs go to new connections through setSecureContext. The session ticket keys are
  * carried over, so sessions issued before a reload still resume (on every worker).
  */
-function watchTls(server: https.Server, certFile: string, keyFile: string, current: TlsMaterial, logger: Logger): CertificateWatch {
+function watchTls(server: https.Server, certFile: string, keyFile: string, current: TlsMaterial, logger: Logger, names: readonly string[]): CertificateWatch {
   return watchCertificate({
     certFile,
     keyFile,
     current,
     logger,
+    names,
     apply: (pair) => server.setSecureContext({ ...TLS_PROFILE, cert: pair.cert, key: pair.key, ticketKeys: server.getTicketKeys() }),
   });
 }

@@ -1,8 +1,9 @@
+import crypto from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { ensureDevCertificate } from './devCert.js';
-import { loadPair } from './files.js';
+import { loadPair, warnUncovered } from './files.js';
 
 export interface TlsMaterial {
   readonly cert: string;
@@ -16,12 +17,19 @@ export async function loadTlsMaterial(config: Config, logger: Logger | undefined
   if (config.tls.cert !== undefined && config.tls.key !== undefined) {
     const pair = loadPair(config.tls.cert, config.tls.key);
     logger?.info({ subject: pair.leaf.subject.replace(/\n/g, ', '), names: pair.leaf.subjectAltName, validTo: pair.leaf.validTo }, 'certificate loaded');
+    if (logger) warnUncovered(logger, pair.leaf, namesClientsUse(config));
     return pair;
   }
   const publicHost = config.publicOrigin?.hostname.replace(/^\[(.*)\]$/, '$1');
   const dev = await ensureDevCertificate(config.tls.dir, [os.hostname(), publicHost ?? ''].filter(Boolean));
   logger?.info({ ca: dev.caFile, names: dev.names, action: dev.action }, 'development certificate');
+  if (logger) warnUncovered(logger, new crypto.X509Certificate(dev.cert), namesClientsUse(config));
   return { cert: dev.cert, key: dev.key, devCa: dev.caFile };
+}
+
+/** The names clients reach berth by, when known: serverNames and publicOrigin's host. */
+export function namesClientsUse(config: Config): string[] {
+  return [...config.serverNames, ...(config.publicOrigin ? [config.publicOrigin.hostname] : [])];
 }
 
 /** How clients trust the development CA, for the host:port they use. */

@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { loadPair, type CertificatePair } from './files.js';
+import { loadPair, warnUncovered, type CertificatePair } from './files.js';
 
 /**
  * Keeps the served certificate in step with its files. Renewals arrive in several ways:
@@ -25,6 +25,8 @@ export interface CertificateWatchOptions {
   readonly logger: Logger;
   /** Quiet time after the last change before the files are read, ms. */
   readonly settleMs?: number;
+  /** The names clients use: a new certificate that does not cover one is warned about. */
+  readonly names?: readonly string[];
 }
 
 export interface CertificateWatch {
@@ -71,6 +73,7 @@ export function watchCertificate(options: CertificateWatchOptions): CertificateW
     current = pair;
     leaf = pair.leaf;
     logger.info({ reason, ...describeCertificate(pair) }, 'certificate reloaded');
+    warnUncovered(logger, pair.leaf, options.names ?? []);
   };
 
   const changed = (): void => {

@@ -118,7 +118,7 @@ t.test('replay: the Dockerfile\'s build steps outside Docker, then the image sta
   }
   t.match(out, /^== 8 of 8 checks passed$/m);
   t.match(out, /^ok\s+berth-settings\s+those of the berth server running as pid 1 /m, 'the HEALTHCHECK read the settings of PID 1');
-  t.match(out, /^ok\s+berth-ready\s+ready$/m, 'and found its admin listener on the port given as a flag');
+  t.match(out, /^ok\s+berth-ready\s+ready: the berth running as pid 1, /m, 'and found its admin listener on the port given as a flag');
   t.match(out, /"msg":"development certificate"/, 'the dev certificate was written to the volume under a read-only root');
 
   if (!work) return;

@@ -60,6 +60,8 @@ for (const workers of ['1', '2']) {
     const ready = await admin(berth, '/readyz');
     t.equal(ready.status, 200);
     t.match(JSON.parse(ready.body), { ready: true, checks: { upstream: { ok: true, detail: 'GET /v2/ answered 401' }, certificate: { ok: true }, draining: { ok: true } } });
+    const leaf = new crypto.X509Certificate(fs.readFileSync(pki.certFile));
+    t.same((JSON.parse(ready.body) as { serving: unknown }).serving, { pid: berth.child.pid, upstream: up.url, listen: '127.0.0.1:0', publicOrigin: null, certificate: leaf.fingerprint256 }, 'which berth answered: the one holding the admin listener, and its settings');
     t.equal((await admin(berth, '/nothing')).status, 404);
     t.equal((await admin(berth, '/metrics', 'POST')).status, 405);
     t.equal((await admin(berth, '/healthz', 'HEAD')).status, 200);

@@ -44,10 +44,10 @@ t.test('a good setup, with berth running: no problems, exit 0; the same findings
   const args = ['--upstream', up.url, '--public-origin', 'https://registry.example.com', '--cert', write(lasting.cert), '--key', write(lasting.key)];
   const berth = await startCli([...args, '--workers', '2', '--listen', '127.0.0.1:0']);
   t.teardown(() => void berth.child.kill('SIGKILL'));
-  const run = await runCli(['check', ...args, '--admin-listen', `127.0.0.1:${berth.adminPort}`]);
+  const run = await runCli(['check', ...args, '--listen', '127.0.0.1:0', '--admin-listen', `127.0.0.1:${berth.adminPort}`]);
   t.equal(run.code, 0, run.stdout + run.stderr);
   t.match(findings(run.stdout), [
-    ['ok', 'config', /upstream http:\/\/127\.0\.0\.1:\d+, listen :8443, workers/],
+    ['ok', 'config', /upstream http:\/\/127\.0\.0\.1:\d+, listen 127\.0\.0\.1:0, workers/],
     ['ok', 'tls-files', /\.pem and .*\.pem load, and the key matches the certificate$/],
     ['warning', 'tls-chain', /^the chain ends at CN=registry\.example\.com, issued by .*: not a public root/],
     ['warning', 'tls-trust', /^a private CA/],
@@ -57,15 +57,15 @@ t.test('a good setup, with berth running: no problems, exit 0; the same findings
     ['ok', 'upstream-scheme', /is plain HTTP behind berth's TLS$/],
     ['ok', 'upstream-registry', /registry\/2\.0/],
     ['ok', 'upstream-challenge', 'answers /v2/ with a Bearer (token) challenge'],
-    ['ok', 'berth-ready', 'ready'],
+    ['ok', 'berth-ready', `ready: the berth running as pid ${berth.child.pid}, upstream ${up.url}, listen 127.0.0.1:0`],
     ['ok', 'limits-timeouts', /^berth's own: headers 60 s, client idle 10 min/],
   ]);
   t.match(run.stdout, /\nno problems \(2 warnings\)\n$/, 'the private CA: warnings');
   t.match(run.stdout, /^ {35}more: {2}docs\/doctor\/tls-trust\.md$/m, 'each warning names its page');
-  const json = JSON.parse((await runCli(['check', '--json', ...args, '--admin-listen', `127.0.0.1:${berth.adminPort}`])).stdout) as { problems: number; findings: { id: string; area: string }[] };
+  const json = JSON.parse((await runCli(['check', '--json', ...args, '--listen', '127.0.0.1:0', '--admin-listen', `127.0.0.1:${berth.adminPort}`])).stdout) as { problems: number; findings: { id: string; area: string }[] };
   t.equal(json.problems, 0);
   t.match(json.findings[0], { id: 'config', area: 'berth' }, '--json: as doctor --json');
-  const withCa = await runCli(['check', ...args, '--ca', pki.caFile, '--admin-listen', `127.0.0.1:${berth.adminPort}`]);
+  const withCa = await runCli(['check', ...args, '--listen', '127.0.0.1:0', '--ca', pki.caFile, '--admin-listen', `127.0.0.1:${berth.adminPort}`]);
   t.match(findings(withCa.stdout).find((f) => f[1] === 'tls-chain'), ['ok', 'tls-chain', /^complete: 1 certificate, up to CN=/], '--ca: the chain checked up to the private CA');
   t.match(withCa.stdout, /\nno problems \(1 warning\)\n$/);
   const noCa = await runCli(['check', ...args, '--ca', '/nonexistent/ca.crt']);
@@ -144,6 +144,29 @@ t.test('short timeouts: the warnings berth logs when it starts are check\'s limi
   t.match(findings(off.stdout).find((f) => f[1] === 'limits-timeouts'), ['ok', 'limits-timeouts', /client idle none/]);
 });
 
+t.test('a running berth with other settings than those checked: said which berth, and what differs', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.writeHead(401, REGISTRY_401).end());
+  const other = await startUpstream(t, (_req, res) => res.writeHead(401, REGISTRY_401).end());
+  const pki = await makeTestPki(['registry.example.com']);
+  const certFile = write(fs.readFileSync(pki.certFile, 'utf8'));
+  const args = ['--public-origin', 'https://registry.example.com', '--cert', certFile, '--key', pki.keyFile, '--listen', '127.0.0.1:0'];
+  const berth = await startCli(['--workers', '2', '--upstream', up.url, ...args]);
+  t.teardown(() => void berth.child.kill('SIGKILL'));
+  const admin = ['--admin-listen', `127.0.0.1:${berth.adminPort}`];
+  const ready = async (extra: string[]): Promise<string[] | undefined> => findings((await runCli(['check', ...args, ...admin, ...extra])).stdout).find((f) => f[1] === 'berth-ready');
+  t.match(await ready(['--upstream', up.url]), ['ok', 'berth-ready', `ready: the berth running as pid ${berth.child.pid}, upstream ${up.url}, listen 127.0.0.1:0`]);
+  t.match(
+    await ready(['--upstream', other.url, '--public-origin', 'https://harbor.example.com']),
+    ['warning', 'berth-ready', `the berth running as pid ${berth.child.pid} is ready, but serves upstream ${up.url} (checked: ${other.url}); publicOrigin https://registry.example.com (checked: https://harbor.example.com)`],
+    'another upstream and public origin than the running berth\'s',
+  );
+  // The files change; berth has not reloaded them yet (it would within seconds: SIGHUP or its watch).
+  const renewed = await pki.issue({ names: ['registry.example.com'] });
+  fs.writeFileSync(certFile, renewed.cert);
+  t.match(await ready(['--upstream', up.url, '--key', write(renewed.key)]), ['warning', 'berth-ready', `is ready, but serves a certificate other than the one in ${certFile}`], 'a certificate not reloaded yet');
+  t.equal(await stopCli(berth.child), 0);
+});
+
 t.test('a running berth that is not ready is a problem, with its reasons', async (t) => {
   const up = await startUpstream(t, (_req, res) => res.writeHead(200).end('{}'));
   const pki = await makeTestPki();
@@ -186,7 +209,7 @@ t.test('--as-running checks the settings of the running server (flags, BERTH_* e
   t.match(of('tls-files'), ['ok', 'tls-files', 'tls/tls.crt and tls/tls.key load, and the key matches the certificate'], 'its certificate (paths relative to its directory)');
   t.match(of('tls-expiry'), ['ok', 'tls-expiry', /\((89|90) days\)$/]);
   t.match(of('upstream-reachable'), ['ok', 'upstream-reachable', /GET \/v2\/ answered 401 in \d+ ms$/]);
-  t.match(of('berth-ready'), ['ok', 'berth-ready', 'ready'], 'its admin listener (from its flags)');
+  t.match(of('berth-ready'), ['ok', 'berth-ready', `ready: the berth running as pid ${berth.child.pid}, upstream ${up.url}, listen 127.0.0.1:0`], 'its admin listener (from its flags), and the same settings');
 
   // A worker (its pid from the access line of a request it served) has the same command line.
   t.equal((await ask({ port: berth.port, pki }, { path: '/v2/' })).status, 401);

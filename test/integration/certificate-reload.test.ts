@@ -182,3 +182,36 @@ t.test('SIGHUP re-reads the files in every worker', async (t) => {
   conn.close();
   t.equal(await stopCli(berth.child), 0);
 });
+
+for (const workers of ['1', '2']) {
+  t.test(`workers ${workers}: a certificate that does not cover publicOrigin's host or a server name is warned about, at start and on every reload`, async (t) => {
+    const pki = await makeTestPki(['registry.example.com', 'localhost']);
+    const up = await startUpstream(t, (_req, res) => res.writeHead(200, { 'content-length': '2' }).end('{}'));
+    const args = ['--workers', workers, '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile];
+    const warned = (l: Record<string, unknown>): boolean => l.msg === 'the certificate does not cover every name clients use: clients reaching berth by these names will refuse it';
+
+    const covered = await startCli([...args, '--public-origin', 'https://registry.example.com', '--server-names', 'localhost']);
+    t.teardown(() => void covered.child.kill('SIGKILL'));
+    t.equal(covered.lines.filter(warned).length, 0, 'names covered: no warning');
+    t.equal(await stopCli(covered.child), 0);
+
+    const berth = await startCli([...args, '--public-origin', 'https://harbor.example.org', '--server-names', 'localhost,*.registry.example.com']);
+    t.teardown(() => void berth.child.kill('SIGKILL'));
+    const atStart = berth.lines.filter(warned);
+    t.equal(atStart.length, 1, 'at start, once (by the process that loads the certificate)');
+    t.match(atStart[0], { level: 40, uncovered: ['*.registry.example.com', 'harbor.example.org'], certificateNames: 'DNS:registry.example.com, DNS:localhost' }, 'naming each name not covered, and what the certificate names');
+
+    // A renewal that covers them: reloaded without a warning. Then one that misses a name again.
+    const next = await pki.issue({ names: ['harbor.example.org', '*.registry.example.com', 'localhost'] });
+    replace(pki.keyFile, next.key);
+    replace(pki.certFile, next.cert);
+    await lines(berth, Number(workers), (l) => l.msg === 'certificate reloaded' && l.serial === serialOf(next.cert));
+    t.equal(berth.lines.filter(warned).length, 1, 'a renewal that covers every name: no new warning');
+    const narrow = await pki.issue({ names: ['harbor.example.org'] });
+    replace(pki.keyFile, narrow.key);
+    replace(pki.certFile, narrow.cert);
+    const onReload = await lines(berth, 1 + Number(workers), warned);
+    t.match(onReload.slice(1), Array(Number(workers)).fill({ uncovered: ['localhost', '*.registry.example.com'] }), 'on reload, by each process serving it');
+    t.equal(await stopCli(berth.child), 0);
+  });
+}

@@ -1,5 +1,10 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
-import type { Config } from '../../config/validate.js';
+import path from 'node:path';
+import type { Serving } from '../../admin/readiness.js';
+import { describeListen, type Config } from '../../config/validate.js';
+import { DEV_FILES } from '../../tls/devCert.js';
 import type { Finding } from './findings.js';
 import { API_VERSION, asClient, localAddress, type DoctorContext } from './context.js';
 import { errorCode, send, type Endpoint, type Reply } from './probe.js';
@@ -70,7 +75,7 @@ export function readyFinding(config: Config, timeoutMs: number, known = false): 
       let body = '';
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => {
-        if (res.statusCode === 200) return resolve(found('ok', 'ready'));
+        if (res.statusCode === 200) return resolve(readyAs(config, body, found));
         let reasons = body.trim();
         try {
           const parsed = JSON.parse(body) as { checks: Record<string, { ok: boolean; detail: string }> };
@@ -95,4 +100,44 @@ export function readyFinding(config: Config, timeoutMs: number, known = false): 
       ),
     );
   });
+}
+
+/**
+ * A ready berth, and whether it is the berth these settings describe: the one answering on
+ * the admin listener may run with other flags, or serve a certificate other than the files'
+ * (changed, and not reloaded yet). Which berth answered is always said.
+ */
+function readyAs(config: Config, body: string, found: (level: Finding['level'], detail: string, more?: Partial<Finding>) => Finding): Finding {
+  let serving: Serving | undefined;
+  try {
+    serving = (JSON.parse(body) as { serving?: Serving }).serving;
+  } catch {
+    /* an answer without it: nothing to compare */
+  }
+  if (serving === undefined) return found('ok', 'ready');
+  const who = `the berth running as pid ${serving.pid}`;
+  const differs: string[] = [];
+  const compare = (what: string, running: string, checked: string): void => {
+    if (running !== checked) differs.push(`${what} ${running} (checked: ${checked})`);
+  };
+  compare('upstream', serving.upstream, config.upstream.origin);
+  compare('listen', serving.listen, describeListen(config.listen));
+  compare('publicOrigin', serving.publicOrigin ?? 'unset', config.publicOrigin?.origin ?? 'unset');
+  const file = config.tls.cert ?? path.join(config.tls.dir, DEV_FILES.cert);
+  const leaf = fileLeaf(file);
+  if (leaf !== undefined && leaf.fingerprint256 !== serving.certificate) differs.push(`a certificate other than the one in ${file}`);
+  if (differs.length === 0) return found('ok', `ready: ${who}, upstream ${serving.upstream}, listen ${serving.listen}`);
+  return found('warning', `${who} is ready, but serves ${differs.join('; ')}`, {
+    cause: 'the settings checked are not those of the berth running (other flags or variables, another config file), or the certificate files changed and berth has not reloaded them yet',
+    fix: 'berth check --as-running checks the running berth\'s own settings; restart berth to apply new ones; kill -HUP reloads the certificate files',
+  });
+}
+
+/** The first certificate in a PEM file, or undefined when it cannot be read. */
+function fileLeaf(file: string): crypto.X509Certificate | undefined {
+  try {
+    return new crypto.X509Certificate(fs.readFileSync(file));
+  } catch {
+    return undefined;
+  }
 }

@@ -1,11 +1,11 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { Config } from '../../config/validate.js';
 import { DEV_FILES } from '../../tls/devCert.js';
-import { loadPair } from '../../tls/files.js';
+import { loadPair, uncoveredNames } from '../../tls/files.js';
+import { namesClientsUse } from '../../tls/material.js';
 import type { Finding } from './findings.js';
 
 const DAY = 86_400_000;
@@ -148,8 +148,8 @@ export function tlsFindings(config: Config, caFile: string | undefined, now = Da
     });
   }
 
-  const host = config.publicOrigin?.hostname.replace(/^\[(.*)\]$/, '$1');
-  if (host === undefined) {
+  const names = namesClientsUse(config);
+  if (config.publicOrigin === undefined) {
     findings.push({
       id: 'tls-names',
       area: 'tls',
@@ -157,20 +157,20 @@ export function tlsFindings(config: Config, caFile: string | undefined, now = Da
       detail: `publicOrigin is unset: the names clients use cannot be checked (the certificate names ${leaf.subjectAltName ?? 'nothing'})`,
       fix: 'set publicOrigin (BERTH_PUBLIC_ORIGIN) to https://<the name clients push to>',
     });
-  } else {
-    const covered = net.isIP(host) ? leaf.checkIP(host) !== undefined : leaf.checkHost(host) !== undefined;
-    findings.push(
-      covered
-        ? { id: 'tls-names', area: 'tls', level: 'ok', detail: `the certificate covers ${host}` }
-        : {
-            id: 'tls-names',
-            area: 'tls',
-            level: 'problem',
-            detail: `the certificate names ${leaf.subjectAltName ?? 'no subjectAltName'}, not ${host}`,
-            cause: `clients reaching ${host} fail with "x509: certificate is valid for …, not ${host}"`,
-            fix: `get a certificate whose subjectAltName includes ${host}, or set publicOrigin to a name it covers`,
-          },
-    );
+  }
+  // The rule berth warns by at start and on every reload (tls/files.ts).
+  const uncovered = uncoveredNames(leaf, names);
+  if (uncovered.length > 0) {
+    findings.push({
+      id: 'tls-names',
+      area: 'tls',
+      level: 'problem',
+      detail: `the certificate names ${leaf.subjectAltName ?? 'no subjectAltName'}, not ${uncovered.join(', ')}`,
+      cause: `clients reaching ${uncovered[0]} fail with "x509: certificate is valid for …, not ${uncovered[0]}"`,
+      fix: `get a certificate whose subjectAltName includes ${uncovered.join(', ')}, or set publicOrigin and serverNames to names it covers`,
+    });
+  } else if (names.length > 0 && config.publicOrigin !== undefined) {
+    findings.push({ id: 'tls-names', area: 'tls', level: 'ok', detail: `the certificate covers ${names.map((n) => n.replace(/^\[(.*)\]$/, '$1')).join(', ')}` });
   }
   return findings;
 }
