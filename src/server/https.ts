@@ -3,6 +3,7 @@ import https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
+import { HandshakeFailures } from '../observe/handshakeFailures.js';
 import type { ClientIdle } from '../net/clientIdle.js';
 import type { Connections } from '../net/connections.js';
 import { headerTimeout } from '../net/headerTimeout.js';
@@ -112,8 +113,9 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
       socket.destroy();
     }
   });
-  server.on('tlsClientError', (err: NodeJS.ErrnoException) => {
-    logger.debug({ err: { code: err.code, message: err.message } }, 'TLS handshake failed');
-  });
+  // At warn, summed per minute: a client refusing the certificate must show in the default logs.
+  const handshakeFailures = new HandshakeFailures(logger);
+  server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => handshakeFailures.failed(err, options.connections.clientOf(socket)));
+  server.on('close', () => handshakeFailures.close());
   return server;
 }

@@ -1,6 +1,7 @@
+import net from 'node:net';
 import tls from 'node:tls';
 import t from 'tap';
-import { startTestBerth, type TestBerth } from '../helpers/berth.js';
+import { startTestBerth, waitForLog, type TestBerth } from '../helpers/berth.js';
 import { tryRenegotiation } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -41,4 +42,28 @@ t.test('client-initiated renegotiation is refused, and the listener keeps servin
   const tb = await startTestBerth(t, { upstream: up.url });
   t.equal(await tryRenegotiation(tb.port, tb.pki.ca), 'ERR_SSL_NO_RENEGOTIATION', 'the client is told no (no_renegotiation alert)');
   t.match(await handshake(tb, { maxVersion: 'TLSv1.2' }), { ok: true, protocol: 'TLSv1.2' }, 'a new TLS 1.2 connection still works');
+});
+
+t.test('failed handshakes show in the default logs, at warn, without flooding them', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end());
+  const tb = await startTestBerth(t, { upstream: up.url });
+  const failed = (l: Record<string, unknown>): boolean => l.msg === 'TLS handshake failed' || l.msg === 'TLS handshakes failed';
+  /** Plain HTTP on the TLS port, as a client configured with http:// sends it. */
+  const plainHttp = (): Promise<void> =>
+    new Promise((resolve) => {
+      const socket = net.connect(tb.port, '127.0.0.1', () => socket.write('GET /v2/ HTTP/1.1\r\nHost: localhost\r\n\r\n'));
+      socket.on('data', () => undefined);
+      socket.on('close', () => resolve());
+      socket.on('error', () => resolve());
+    });
+
+  await plainHttp();
+  const first = await waitForLog(tb, failed);
+  t.match(first, { level: 40, msg: 'TLS handshake failed', code: 'ERR_SSL_HTTP_REQUEST', client: '127.0.0.1', reason: /^plain HTTP sent to the TLS port/ }, 'the first: at once, at warn, with its reason and client');
+  // A TLS 1.2 client offering only a cipher berth does not serve.
+  t.match(await handshake(tb, { maxVersion: 'TLSv1.2', ciphers: 'AES128-GCM-SHA256' }), { ok: false });
+  for (let i = 0; i < 20; i++) await plainHttp();
+  await new Promise((r) => setTimeout(r, 500));
+  t.equal(tb.logs.filter(failed).length, 1, '21 more within the minute: summed, not one line each (the sum is logged at the end of the minute)');
+  t.equal((await handshake(tb, {})).ok, true, 'and berth serves on');
 });
