@@ -19,10 +19,24 @@ export function createLogger(options: { level: LogLevel; format: LogFormat }, de
   };
   if (destination) return pino(base, destination);
   if (options.format === 'pretty') {
-    return pino({ ...base, transport: { target: 'pino-pretty', options: { colorize: process.stdout.isTTY, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' } } });
+    return pino({ ...base, transport: { target: 'pino-pretty', options: PRETTY(process.stdout.isTTY === true) } });
   }
   return pino(base, stdoutDestination());
 }
+
+/**
+ * `--log-format pretty`: one line per entry, a request as a web server's access log writes it
+ * ("request GET /v2/ 401 1.2 ms" after the time and level), the rest of its fields inline.
+ */
+export const PRETTY = (colorize: boolean): Record<string, unknown> => ({
+  colorize,
+  translateTime: 'SYS:HH:MM:ss.l',
+  singleLine: true,
+  // berth's `error` is the kind of failure, a string: inline with the rest, not an error object's block.
+  errorLikeObjectKeys: ['err'],
+  messageFormat: '{msg}{if status} {method} {path} {status} {durationMs} ms{end}',
+  ignore: 'pid,hostname,method,path,status,durationMs',
+});
 
 const CREDENTIALS = new Set(['authorization', 'proxy-authorization', 'cookie', 'set-cookie']);
 
