@@ -11,6 +11,12 @@ export interface Exchanged {
   error: ProxyError | undefined;
   /** The upstream's Docker-Upload-UUID answer header (a POST that starts an upload names it only there). */
   uploadUuid?: string;
+  /** X-Request-Id as sent upstream (proxy/request/requestId.ts). */
+  requestId?: string;
+  /** performance.now() when the request went to the upstream, ms. */
+  forwardedAt?: number;
+  /** From then to the upstream's answer head, ms. */
+  upstreamMs?: number;
 }
 
 /**
@@ -53,10 +59,71 @@ export function accessLine(req: http.IncomingMessage, res: http.ServerResponse, 
     durationMs: Math.round((performance.now() - rec.started) * 1000) / 1000,
     client: rec.client,
   };
+  if (rec.requestId !== undefined) line.requestId = rec.requestId;
+  const target = registryTarget(url);
+  if (target !== undefined) {
+    line.repository = target.repository;
+    if (target.reference !== undefined) line.reference = target.reference;
+  }
   const uuid = uploadUuid(url, rec.uploadUuid);
   if (uuid) line.uploadUuid = uuid;
+  const user = userOf(req.headers.authorization);
+  if (user !== undefined) line.user = user;
+  const agent = req.headers['user-agent'];
+  if (agent !== undefined) line.userAgent = agent.length > MAX_TEXT ? `${agent.slice(0, MAX_TEXT)}…` : agent;
+  if (rec.upstreamMs !== undefined) line.upstreamMs = Math.round(rec.upstreamMs * 1000) / 1000;
   if (!res.writableFinished) line.completed = false;
   if (rec.error) line.error = rec.error.kind;
   if (rec.error?.detail) line.errorDetail = rec.error.detail;
   return line;
+}
+
+/** Longest user agent or user name logged, in characters. */
+const MAX_TEXT = 256;
+
+// Repository names have one or more path components (distribution/reference): the
+// operation is read from the end of the path, the repository is everything before it.
+const TARGETS: readonly [RegExp, boolean][] = [
+  [/^\/v2\/(.+)\/blobs\/uploads(?:\/[^/?#]*)?(?:[?#]|$)/, false],
+  [/^\/v2\/(.+)\/(?:blobs|manifests|referrers)\/([^/?#]+)(?:[?#]|$)/, true],
+  [/^\/v2\/(.+)\/tags\/list(?:[?#]|$)/, false],
+];
+
+/** The repository a registry request is about, and the tag or digest it names. */
+export function registryTarget(url: string): { repository: string; reference?: string } | undefined {
+  if (!url.startsWith('/v2/')) return undefined;
+  for (const [pattern, referenced] of TARGETS) {
+    const m = pattern.exec(url);
+    if (m) return referenced ? { repository: m[1]!, reference: m[2]! } : { repository: m[1]! };
+  }
+  return undefined;
+}
+
+/**
+ * Who the client says it is: the user of Basic credentials (never the password), or the
+ * `sub` claim of a bearer token, read without checking its signature (the registry checks
+ * it; this is for the log only, and a token is never logged).
+ */
+export function userOf(authorization: string | undefined): string | undefined {
+  if (authorization === undefined) return undefined;
+  const space = authorization.indexOf(' ');
+  if (space < 0) return undefined;
+  const scheme = authorization.slice(0, space).toLowerCase();
+  const value = authorization.slice(space + 1).trim();
+  let user: unknown;
+  if (scheme === 'basic') {
+    const decoded = Buffer.from(value, 'base64').toString('utf8');
+    const colon = decoded.indexOf(':');
+    user = colon > 0 ? decoded.slice(0, colon) : undefined;
+  } else if (scheme === 'bearer') {
+    const parts = value.split('.');
+    if (parts.length !== 3) return undefined;
+    try {
+      user = (JSON.parse(Buffer.from(parts[1]!, 'base64url').toString('utf8')) as { sub?: unknown }).sub;
+    } catch {
+      return undefined;
+    }
+  }
+  if (typeof user !== 'string' || user === '') return undefined;
+  return user.length > MAX_TEXT ? `${user.slice(0, MAX_TEXT)}…` : user;
 }

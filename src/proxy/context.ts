@@ -57,6 +57,8 @@ export interface RequestContext {
   client: string;
   /** The body's framing; set by the hop-by-hop pass, which restates it for the upstream. */
   body: BodyFraming;
+  /** X-Request-Id as sent upstream and logged; set by the request id pass. */
+  requestId: string;
 }
 
 /** `peer`: the client address of the connection (Connections.clientOf); its TCP peer by default. */
@@ -86,6 +88,7 @@ export function createContext(
     hsts: settings.publicOriginHsts,
     client: peer,
     body: 'none',
+    requestId: '',
   };
 }
 

@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
@@ -78,6 +79,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       return;
     }
     req.url = ctx.url; // the transport forwards req.url byte-for-byte
+    record.forwardedAt = performance.now();
     guardFraming(req, ctx, record, () => {
       record.error = new ProxyError('bad_framing', { detail: `${ctx.body} framing, more body bytes arrived` });
       deps.logger.error({ method: ctx.method, client: ctx.client }, 'the request body does not match the framing berth read: connection closed, nothing more forwarded');
@@ -85,6 +87,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     }, deps.bodyGarbage);
     const forwarding: Forwarding = deps.transport.forward(req, res, {
       onResponse: (head) => {
+        record.upstreamMs = performance.now() - record.forwardedAt!;
         const malformed = malformedStatus(head);
         if (malformed !== undefined) return refuseAnswer(malformed, req, res, socket, ctx, record, deps);
         // An early answer (nginx's 413, a 401): final, so the upstream has no use for the
@@ -156,6 +159,8 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
   const report = (): void => {
     if (!res.writableFinished && !record.error) record.error = new ProxyError('client_gone');
     record.client = ctx.client;
+    // Answered by berth before the passes set one: the line still gets its own.
+    record.requestId = ctx.requestId || crypto.randomUUID();
     deps.logger.info(accessLine(req, res, record));
     deps.inFlight.done(req);
     if (operation !== undefined) {
