@@ -113,7 +113,8 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const config = loadConfig(args, process.env);
-  await run(config, createLogger(config.log));
+  // SIGHUP reads the settings again, from the same file, variables and flags.
+  await run(config, createLogger(config.log), () => loadConfig(args, process.env));
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -11,11 +11,14 @@ import type { Server, Socket } from 'node:net';
 export class ClientIdle {
   readonly #awaiting = new WeakSet<Socket>();
 
+  #server: (Server & { timeout: number }) | undefined;
+
   /** @param limit ms; 0 = none */
-  constructor(private readonly limit: number) {}
+  constructor(private limit: number) {}
 
   /** Applies the limit to the server's connections (its 'timeout' event). */
   enforceOn(server: Server & { timeout: number }): void {
+    this.#server = server;
     server.timeout = this.limit;
     server.on('timeout', (socket: Socket) => {
       if (!this.#awaiting.has(socket)) socket.destroy();
@@ -33,6 +36,12 @@ export class ClientIdle {
   /** The request's body is in and no answer has begun: the wait is the upstream's. */
   awaitingUpstream(socket: Socket): void {
     this.#awaiting.add(socket);
+  }
+
+  /** A new limit (settings reloaded): for new connections, and each request from its start. */
+  setLimit(limit: number): void {
+    this.limit = limit;
+    if (this.#server) this.#server.timeout = limit;
   }
 
   /** The answer began, or the request ended: the client's limit applies again. */

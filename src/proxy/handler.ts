@@ -31,7 +31,8 @@ export const HEADER_LIMIT = 16 * 1024;
 export const HEADER_FIELDS_LIMIT = 100;
 
 export interface HandlerDeps {
-  readonly settings: ProxySettings;
+  /** Read per request: replaced when the settings are reloaded (Berth.reconfigure). */
+  settings: ProxySettings;
   readonly transport: Transport;
   readonly logger: Logger;
   /** The client connections' inactivity limit, told each request's phases. */

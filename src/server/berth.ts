@@ -5,8 +5,9 @@ import client from 'prom-client';
 import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import type { Logger } from 'pino';
+import { changedSettings } from '../config/changes.js';
 import type { Config } from '../config/validate.js';
-import { createHandler } from '../proxy/handler.js';
+import { createHandler, type HandlerDeps } from '../proxy/handler.js';
 import { createTransport } from '../proxy/transport.js';
 import { BodyGarbage, COLLECT_EVERY } from '../proxy/bodyGarbage.js';
 import { InFlight } from '../observe/inFlight.js';
@@ -22,7 +23,7 @@ import { acceptConnections } from '../net/accept.js';
 import { ClientIdle } from '../net/clientIdle.js';
 import { Connections } from '../net/connections.js';
 import { connectionCounter, connectionsForDescriptors, type AdmissionEvents, type ConnectionLimits } from '../net/connectionLimits.js';
-import { createRedirectServer } from './redirect.js';
+import { createRedirectServer, type RedirectOptions } from './redirect.js';
 
 export interface Berth {
   readonly server: https.Server;
@@ -42,11 +43,23 @@ export interface Berth {
   close(): Promise<void>;
   /** Re-reads tls.cert and tls.key (SIGHUP); they are also watched for changes. */
   reloadCertificate(reason: string): void;
+  /**
+   * Applies reloaded settings (SIGHUP): those that need no new listener or upstream pool
+   * (LIVE_SETTINGS) at once, for new requests, without dropping a connection. Says which
+   * were applied, and which changed but take a restart.
+   */
+  reconfigure(next: Config): { applied: string[]; restart: string[] };
   /** The leaf in service for new connections. */
   certificate(): crypto.X509Certificate;
   /** This process's metrics (requests, bytes, connections, handshakes, runtime). */
   readonly registry: client.Registry;
 }
+
+/** Settings the request passes read: a reload prepares them again (proxySettingsOf). */
+const PASS_SETTINGS: ReadonlySet<string> = new Set(['serverNames', 'trustedProxies', 'hsts.maxAge']);
+
+/** Settings a reload applies in a running berth; any other takes a restart. */
+export const LIVE_SETTINGS: ReadonlySet<string> = new Set([...PASS_SETTINGS, 'timeouts.clientIdle', 'timeouts.keepAlive', 'log.level']);
 
 /** Wires config, TLS material, transport and handler into a listening server. */
 export interface StartOptions {
@@ -69,7 +82,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     responseTimeout: config.timeouts.upstreamResponse,
     onBug: (err) => logger.error({ err }, 'internal error in an exchange with the registry: that request was dropped'),
   });
-  const handler = createHandler({
+  const handlerDeps: HandlerDeps = {
     settings: proxySettingsOf(config, tls.devCa !== undefined),
     transport,
     logger,
@@ -78,15 +91,17 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     connections,
     observer: metrics,
     bodyGarbage: new BodyGarbage(COLLECT_EVERY),
-  });
+  };
+  const handler = createHandler(handlerDeps);
   const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, clientIdle, connections, ticketKeys: options.ticketKeys });
 
   await listen(server, config.listen, options.reusePort === true);
   server.on('error', (err) => logger.error({ err }, 'listener error'));
   const address = server.address() as AddressInfo;
   let redirect: http.Server | undefined;
+  const redirectOptions: RedirectOptions = { config, httpsPort: address.port, logger, names: servedNames(config) };
   if (config.http.listen) {
-    redirect = createRedirectServer({ config, httpsPort: address.port, logger, names: servedNames(config) });
+    redirect = createRedirectServer(redirectOptions);
     await listen(redirect, config.http.listen).catch((err: unknown) => {
       server.close();
       throw err;
@@ -109,6 +124,8 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     connections,
   });
   const startLeaf = new crypto.X509Certificate(tls.cert);
+  /** The settings in service: those berth started with, and the live ones reloaded since. */
+  let applied = config;
   const drain = createDrain({ server, inFlight, logger, grace: config.shutdown.grace });
   let stopped: Promise<DrainEnd> | undefined;
   const stop = (): Promise<DrainEnd> => {
@@ -133,6 +150,22 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     stop,
     cut: () => drain.cut(),
     close: () => stop().then(() => undefined),
+    reconfigure(next) {
+      const live = changedSettings(applied, next).filter((path) => LIVE_SETTINGS.has(path));
+      if (live.some((path) => PASS_SETTINGS.has(path))) {
+        handlerDeps.settings = proxySettingsOf(next, tls.devCa !== undefined);
+        redirectOptions.names = servedNames(next);
+      }
+      if (live.includes('timeouts.clientIdle')) clientIdle.setLimit(next.timeouts.clientIdle);
+      if (live.includes('timeouts.keepAlive')) {
+        server.keepAliveTimeout = next.timeouts.keepAlive;
+        if (redirect) redirect.keepAliveTimeout = next.timeouts.keepAlive;
+      }
+      if (live.includes('log.level')) logger.level = next.log.level;
+      applied = next;
+      // Against the settings berth started with: still to apply until a restart.
+      return { applied: live, restart: changedSettings(config, next).filter((path) => !LIVE_SETTINGS.has(path)) };
+    },
     registry,
     certificate: () => certificate?.current() ?? startLeaf,
     reloadCertificate(reason) {

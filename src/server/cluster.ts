@@ -216,17 +216,18 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
 }
 
 /** A worker: the same config as the primary (same argv and environment). */
-export async function runWorker(config: Config, logger: Logger): Promise<void> {
+export async function runWorker(config: Config, logger: Logger, load?: () => Config): Promise<void> {
   const tls = await loadTlsMaterial(config, undefined);
   // Set by a primary that shares the port with SO_REUSEPORT (0: this worker picks it).
   const given = process.env[ENV_WORKER_TLS_PORT];
   const port = Number(given ?? NaN);
   const own = given !== undefined && Number.isInteger(port) && port >= 0;
-  const served = own ? { ...config, listen: Object.freeze({ ...config.listen, port }) } : config;
-  const berth = await startBerth(served, tls, logger, { ticketKeys: await ticketKeysFromPrimary(), reusePort: own });
+  const served = (settings: Config): Config => (own && settings.listen.port === config.listen.port ? { ...settings, listen: Object.freeze({ ...settings.listen, port }) } : settings);
+  const berth = await startBerth(served(config), tls, logger, { ticketKeys: await ticketKeysFromPrimary(), reusePort: own });
   answerMetricRequests(berth.registry);
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);
-  reloadOnHangup(berth);
+  // Reloaded settings name the port as configured (0 for the others' port): this worker's is the one it serves.
+  reloadOnHangup(berth, logger, load && (() => served(load())));
   process.send?.({ type: 'berth:listening', address: berth.address, httpAddress: berth.httpAddress } satisfies ListeningMessage);
 }

@@ -51,7 +51,25 @@ export function stopOnSignals(berth: Berth, logger: Logger, signals: readonly No
   for (const signal of signals) process.on(signal, stop);
 }
 
-/** SIGHUP: re-read the certificate and key (they are watched too; this forces it). */
-export function reloadOnHangup(berth: Berth): void {
-  process.on('SIGHUP', () => berth.reloadCertificate('SIGHUP'));
+/**
+ * SIGHUP: re-read the certificate and key (they are watched too; this forces it), and the
+ * settings (`load`: the config file, BERTH_* variables and flags, as at start). Those that
+ * need no new listener apply at once; any other change is named as taking a restart. A
+ * config that no longer loads is refused: the settings in service stay.
+ */
+export function reloadOnHangup(berth: Berth, logger: Logger, load?: () => Config): void {
+  process.on('SIGHUP', () => {
+    berth.reloadCertificate('SIGHUP');
+    if (load === undefined) return;
+    let next: Config;
+    try {
+      next = load();
+    } catch (err) {
+      logger.error({ error: (err as Error).message }, 'settings not reloaded: the settings in service stay');
+      return;
+    }
+    const { applied, restart } = berth.reconfigure(next);
+    if (applied.length > 0) logger.info({ settings: applied }, 'settings reloaded');
+    if (restart.length > 0) logger.warn({ settings: restart }, 'settings changed that only a restart applies: restart berth to apply them');
+  });
 }

@@ -11,8 +11,8 @@ export interface RedirectOptions {
   /** The port the TLS listener serves, for redirects built from Host. */
   readonly httpsPort: number;
   readonly logger: Logger;
-  /** The served names, when enforced. */
-  readonly names: NameSet | undefined;
+  /** The served names, when enforced; replaced when serverNames are reloaded (Berth.reconfigure). */
+  names: NameSet | undefined;
 }
 
 /**

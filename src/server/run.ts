@@ -14,8 +14,8 @@ import { logServing, reloadOnHangup, stopOnSignals } from './lifecycle.js';
  * process is the cluster's primary (server/cluster.ts), which holds the admin listener and
  * forks the workers, each of which comes back here and serves.
  */
-export async function run(config: Config, logger: Logger): Promise<void> {
-  if (cluster.isWorker) return runWorker(config, logger);
+export async function run(config: Config, logger: Logger, load?: () => Config): Promise<void> {
+  if (cluster.isWorker) return runWorker(config, logger, load);
   // Made here, once: workers then reuse the development certificate instead of racing to make it.
   const tls = await loadTlsMaterial(config, logger);
   // After the certificate: a setup that cannot start says only why.
@@ -25,5 +25,5 @@ export async function run(config: Config, logger: Logger): Promise<void> {
   const admin = await startAdminListener(config, logger, { registry: berth.registry, certificate: () => berth.certificate(), draining: () => berth.draining });
   logServing(logger, config, berth.address, tls, admin?.address, berth.httpAddress);
   stopOnSignals(berth, logger);
-  reloadOnHangup(berth);
+  reloadOnHangup(berth, logger, load);
 }
