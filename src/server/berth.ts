@@ -12,6 +12,7 @@ import { createTransport } from '../proxy/transport.js';
 import { BodyGarbage, COLLECT_EVERY } from '../proxy/bodyGarbage.js';
 import { InFlight } from '../observe/inFlight.js';
 import { createServingMetrics, type ServingMetrics } from '../observe/metrics.js';
+import { warnUncovered } from '../tls/files.js';
 import { namesClientsUse, type TlsMaterial } from '../tls/material.js';
 import { TLS_PROFILE } from '../tls/profile.js';
 import type { TicketKeySource } from '../tls/ticketKeys.js';
@@ -109,7 +110,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     redirect.on('error', (err) => logger.error({ err }, 'http listener error'));
   }
 
-  const certificate = config.tls.cert !== undefined && config.tls.key !== undefined ? watchTls(server, config.tls.cert, config.tls.key, tls, logger, namesClientsUse(config)) : undefined;
+  const certificate = config.tls.cert !== undefined && config.tls.key !== undefined ? watchTls(server, config.tls.cert, config.tls.key, tls, logger, () => namesClientsUse(applied)) : undefined;
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     metrics.tlsHandshake(socket.getProtocol() ?? 'unknown', socket.isSessionReused());
     metrics.connectionOpened();
@@ -156,6 +157,8 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
         handlerDeps.settings = proxySettingsOf(next, tls.devCa !== undefined);
         redirectOptions.names = servedNames(next);
       }
+      // New names, the certificate in service: warned about as at start.
+      if (live.includes('serverNames')) warnUncovered(logger, certificate?.current() ?? startLeaf, namesClientsUse(next));
       if (live.includes('timeouts.clientIdle')) clientIdle.setLimit(next.timeouts.clientIdle);
       if (live.includes('timeouts.keepAlive')) {
         server.keepAliveTimeout = next.timeouts.keepAlive;
@@ -179,7 +182,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
  * New pairs go to new connections through setSecureContext. The session ticket keys are
  * carried over, so sessions issued before a reload still resume (on every worker).
  */
-function watchTls(server: https.Server, certFile: string, keyFile: string, current: TlsMaterial, logger: Logger, names: readonly string[]): CertificateWatch {
+function watchTls(server: https.Server, certFile: string, keyFile: string, current: TlsMaterial, logger: Logger, names: () => readonly string[]): CertificateWatch {
   return watchCertificate({
     certFile,
     keyFile,

@@ -25,8 +25,8 @@ export interface CertificateWatchOptions {
   readonly logger: Logger;
   /** Quiet time after the last change before the files are read, ms. */
   readonly settleMs?: number;
-  /** The names clients use: a new certificate that does not cover one is warned about. */
-  readonly names?: readonly string[];
+  /** The names clients use (as the settings in service say): a new certificate that does not cover one is warned about. */
+  readonly names?: () => readonly string[];
 }
 
 export interface CertificateWatch {
@@ -73,7 +73,7 @@ export function watchCertificate(options: CertificateWatchOptions): CertificateW
     current = pair;
     leaf = pair.leaf;
     logger.info({ reason, ...describeCertificate(pair) }, 'certificate reloaded');
-    warnUncovered(logger, pair.leaf, options.names ?? []);
+    warnUncovered(logger, pair.leaf, options.names?.() ?? []);
   };
 
   const changed = (): void => {

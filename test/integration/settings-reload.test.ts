@@ -72,10 +72,12 @@ for (const workers of [1, 2]) {
     t.equal(before.forwardedFor, '127.0.0.1', 'before: the peer is not trusted, its X-Forwarded-For is dropped');
 
     // Live: serverNames, trustedProxies, HSTS, log level. Not: the upstream, the grace period.
-    fs.writeFileSync(file, 'upstream: http://127.0.0.1:9\nlisten: 127.0.0.1:0\nserverNames: [registry.example.com, localhost]\ntrustedProxies: [127.0.0.0/8]\nlog: { level: debug }\nhsts: { maxAge: 1h }\nshutdown: { grace: 1m }\n');
+    fs.writeFileSync(file, 'upstream: http://127.0.0.1:9\nlisten: 127.0.0.1:0\nserverNames: [registry.example.com, localhost, mirror.example.org]\ntrustedProxies: [127.0.0.0/8]\nlog: { level: debug }\nhsts: { maxAge: 1h }\nshutdown: { grace: 1m }\n');
     berth.child.kill('SIGHUP');
     const reloaded = await lines(berth, workers, (l) => l.msg === 'settings reloaded');
     for (const line of reloaded) t.same(line.settings, ['serverNames', 'trustedProxies', 'hsts.maxAge', 'log.level'], 'applied in each serving process');
+    const uncovered = await lines(berth, workers, (l) => l.msg === 'the certificate does not cover every name clients use: clients reaching berth by these names will refuse it');
+    t.same(uncovered.map((l) => l.uncovered), Array(workers).fill(['mirror.example.org']), 'a new server name the certificate does not cover: warned about, as at start');
     const restart = await lines(berth, workers, (l) => l.msg === 'settings changed that only a restart applies: restart berth to apply them');
     for (const line of restart) t.match(line, { level: 40, settings: ['upstream', 'shutdown.grace'] }, 'the others named, with the restart they take');
 
