@@ -6,7 +6,7 @@ import t, { type Test } from 'tap';
 import type { Finding } from '../../src/commands/doctor/findings.js';
 import { CLI, NODE_FLAGS, cleanEnv, startCli, type RunningCli } from '../helpers/cli.js';
 import { haveNginx, startNginx } from '../helpers/nginx.js';
-import { freePort } from '../helpers/ports.js';
+import { onFreePort } from '../helpers/ports.js';
 import { REGISTRY_PASSWORD, REGISTRY_USER, e2eTools, startRegistry, type TestRegistry } from '../helpers/registry.js';
 import { makeTestPki, type TestPki } from '../helpers/tls.js';
 import { startTokenService } from '../helpers/tokenService.js';
@@ -75,10 +75,12 @@ async function berthFor(t: Test, upstream: string, names?: string[]): Promise<Se
   const leaf = await pki.issue({ ...(names ? { names } : {}), notAfter: new Date(Date.now() + 60 * 86_400_000) });
   fs.writeFileSync(pki.certFile, leaf.cert);
   fs.writeFileSync(pki.keyFile, leaf.key);
-  const port = await freePort();
-  const origin = `https://localhost:${port}`;
-  const args = ['--upstream', upstream, '--listen', `127.0.0.1:${port}`, '--public-origin', origin, '--cert', pki.certFile, '--key', pki.keyFile];
-  const berth = await startCli(['--workers', '1', ...args]);
+  // publicOrigin names the port, so it is chosen before berth starts (again if taken first).
+  const { port, origin, args, berth } = await onFreePort(async (port) => {
+    const origin = `https://localhost:${port}`;
+    const args = ['--upstream', upstream, '--listen', `127.0.0.1:${port}`, '--public-origin', origin, '--cert', pki.certFile, '--key', pki.keyFile];
+    return { port, origin, args, berth: await startCli(['--workers', '1', ...args]) };
+  });
   t.teardown(() => void berth.child.kill('SIGKILL'));
   // doctor asks the running berth's admin listener for /readyz (berth-ready).
   return { pki, port, origin, berth, args: [...args, '--admin-listen', `127.0.0.1:${berth.adminPort}`, '--ca', pki.caFile] };
@@ -174,20 +176,23 @@ t.test('doctor', { skip }, async (t) => {
   });
 
   t.test('Harbor-shaped: /service/token on the public host over http (external_url unset), 30-minute tokens', async (t) => {
-    const port = await freePort();
-    const tokens = await startTokenService(t, { lifetimeSeconds: 1800, path: '/service/token' });
-    const realm = `http://localhost:${port}/service/token`;
-    const registry = await startRegistry(t, { relativeUrls: false, auth: { token: { realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle } } });
-    // Harbor's nginx: /service/ to core (here the token service), /v2/ to the registry.
-    const nginx = await innerNginx(t, registry.port, {
-      xfp: '$http_x_forwarded_proto',
-      maxBody: '0',
-      extra: `    location /service/ { proxy_pass http://127.0.0.1:${tokens.port}; proxy_set_header Host $http_host; }`,
+    // The realm, berth's listener and publicOrigin all name the port: the whole setup is
+    // made for it (and made again on another should a process take it first).
+    const { port, realm, args, pki, berth } = await onFreePort(async (port) => {
+      const tokens = await startTokenService(t, { lifetimeSeconds: 1800, path: '/service/token' });
+      const realm = `http://localhost:${port}/service/token`;
+      const registry = await startRegistry(t, { relativeUrls: false, auth: { token: { realm, service: tokens.service, issuer: tokens.issuer, rootCertBundle: tokens.rootCertBundle } } });
+      // Harbor's nginx: /service/ to core (here the token service), /v2/ to the registry.
+      const nginx = await innerNginx(t, registry.port, {
+        xfp: '$http_x_forwarded_proto',
+        maxBody: '0',
+        extra: `    location /service/ { proxy_pass http://127.0.0.1:${tokens.port}; proxy_set_header Host $http_host; }`,
+      });
+      const pki = await makeTestPki();
+      const args = ['--upstream', nginx.url, '--listen', `127.0.0.1:${port}`, '--public-origin', `https://localhost:${port}`, '--cert', pki.certFile, '--key', pki.keyFile];
+      return { port, realm, args, pki, berth: await startCli(['--workers', '1', ...args]) };
     });
-    const pki = await makeTestPki();
     const origin = `https://localhost:${port}`;
-    const args = ['--upstream', nginx.url, '--listen', `127.0.0.1:${port}`, '--public-origin', origin, '--cert', pki.certFile, '--key', pki.keyFile];
-    const berth = await startCli(['--workers', '1', ...args]);
     t.teardown(() => void berth.child.kill('SIGKILL'));
     const r = await doctor([...args, '--ca', pki.caFile, '--repository', 'library/doctor'], REGISTRY_PASSWORD);
     expectFinding(t, r, 'auth-realm', 'warning', [realm, `berth rewrites it to https://localhost:${port}/service/token`]);

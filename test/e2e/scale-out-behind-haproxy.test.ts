@@ -5,7 +5,7 @@ import path from 'node:path';
 import t from 'tap';
 import { startCli, stopCli, type RunningCli } from '../helpers/cli.js';
 import { writeOciImage } from '../helpers/oci.js';
-import { freePort, waitForPort } from '../helpers/ports.js';
+import { onFreePort, waitForPort } from '../helpers/ports.js';
 import { REGISTRY_PASSWORD, REGISTRY_USER, e2eTools, startRegistry } from '../helpers/registry.js';
 import { skopeo } from '../helpers/skopeo.js';
 import { makeTestPki } from '../helpers/tls.js';
@@ -39,12 +39,12 @@ t.test('two replicas behind a round-robin TCP balancer: push and pull succeed wi
   const replicas = [await replica(), await replica()];
   t.teardown(() => replicas.forEach((r) => r.child.exitCode === null && r.child.kill('SIGKILL')));
 
-  const port = await freePort();
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-scale-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  fs.writeFileSync(
-    path.join(dir, 'haproxy.cfg'),
-    `defaults
+  const port = await onFreePort(async (port) => {
+    fs.writeFileSync(
+      path.join(dir, 'haproxy.cfg'),
+      `defaults
   mode tcp
   timeout connect 5s
   timeout client 60s
@@ -57,12 +57,17 @@ backend berth
   server a 127.0.0.1:${replicas[0]!.port}
   server b 127.0.0.1:${replicas[1]!.port}
 `,
-  );
-  const haproxy = spawn('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let haproxyErr = '';
-  haproxy.stderr.on('data', (d: Buffer) => (haproxyErr += d.toString()));
-  t.teardown(() => void haproxy.kill('SIGKILL'));
-  await waitForPort(port, () => (haproxy.exitCode !== null ? `haproxy did not start: ${haproxyErr}` : undefined));
+    );
+    const haproxy = spawn('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let haproxyErr = '';
+    haproxy.stderr.on('data', (d: Buffer) => (haproxyErr += d.toString()));
+    t.teardown(() => void haproxy.kill('SIGKILL'));
+    await waitForPort(port, () => (haproxy.exitCode !== null ? `haproxy did not start: ${haproxyErr}` : undefined), haproxy.pid).catch((err: unknown) => {
+      haproxy.kill('SIGKILL');
+      throw err;
+    });
+    return port;
+  });
 
   const host = `localhost:${port}`;
   const image = writeOciImage(path.join(dir, 'src'), [16 * MiB + 777, 2 * MiB, 4096]);

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { Test } from 'tap';
-import { freePort, waitForPort } from './ports.js';
+import { onFreePort, waitForPort } from './ports.js';
 
 export const haveNginx = spawnSync('sh', ['-c', 'command -v nginx']).status === 0;
 
@@ -12,8 +12,11 @@ export const haveNginx = spawnSync('sh', ['-c', 'command -v nginx']).status === 
  * nginx from Debian on loopback, plain HTTP, with the server block's body given by the
  * test: an "inner" proxy between berth and the registry, as Harbor and many installs have.
  */
-export async function startNginx(t: Test, serverBody: string): Promise<{ url: string; port: number }> {
-  const port = await freePort();
+export function startNginx(t: Test, serverBody: string): Promise<{ url: string; port: number }> {
+  return onFreePort((port) => startNginxOn(t, serverBody, port));
+}
+
+async function startNginxOn(t: Test, serverBody: string, port: number): Promise<{ url: string; port: number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-nginx-'));
   const conf = path.join(dir, 'nginx.conf');
   fs.writeFileSync(
@@ -45,6 +48,9 @@ ${serverBody}
     child.kill('SIGTERM');
     fs.rmSync(dir, { recursive: true, force: true });
   });
-  await waitForPort(port, () => (child.exitCode !== null ? `nginx did not start: ${stderr}` : undefined));
+  await waitForPort(port, () => (child.exitCode !== null ? `nginx did not start: ${stderr}` : undefined), child.pid).catch((err: unknown) => {
+    child.kill('SIGKILL');
+    throw err;
+  });
   return { url: `http://127.0.0.1:${port}`, port };
 }

@@ -6,7 +6,7 @@ import path from 'node:path';
 import t from 'tap';
 import { ask } from '../helpers/client.js';
 import { cleanEnv, runCli, startCli, stopCli } from '../helpers/cli.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort, onFreePort } from '../helpers/ports.js';
 import { makeTestPki } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
 
@@ -191,8 +191,11 @@ t.test('--as-running checks the settings of the running server (flags, BERTH_* e
   fs.mkdirSync(path.join(home, 'tls'));
   fs.writeFileSync(path.join(home, 'tls', 'tls.crt'), lasting.cert);
   fs.writeFileSync(path.join(home, 'tls', 'tls.key'), lasting.key);
-  const adminPort = await freePort();
-  const berth = await startCli(['--workers', '2', '--listen', '127.0.0.1:0', '--cert', 'tls/tls.crt', '--key', 'tls/tls.key', '--admin-listen', `127.0.0.1:${adminPort}`], { cwd: home, env: { BERTH_UPSTREAM: up.url } });
+  // The admin port is a flag the check must read from the server's command line, so it is
+  // chosen here (and chosen again should another process take it first).
+  const { berth } = await onFreePort(async (adminPort) => ({
+    berth: await startCli(['--workers', '2', '--listen', '127.0.0.1:0', '--cert', 'tls/tls.crt', '--key', 'tls/tls.key', '--admin-listen', `127.0.0.1:${adminPort}`], { cwd: home, env: { BERTH_UPSTREAM: up.url } }),
+  }));
   t.teardown(() => void berth.child.kill('SIGKILL'));
   const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-check-cwd-'));
 

@@ -7,7 +7,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
 import { startTestBerth, waitForLog, type TestBerth } from '../helpers/berth.js';
-import { freePort } from '../helpers/ports.js';
+import { freePort, listensOn, onFreePort } from '../helpers/ports.js';
 import { startUpstream } from '../helpers/upstream.js';
 
 // berth behind a real L4 balancer: HAProxy from Debian in TCP mode, sending PROXY
@@ -18,8 +18,11 @@ const haveHaproxy = spawnSync('sh', ['-c', 'command -v haproxy']).status === 0;
 const skip = haveHaproxy ? false : process.env.CI ? false : 'haproxy is not installed (apt-get install haproxy); CI installs it';
 
 
-async function startHaproxy(t: Test, berthPort: number): Promise<{ v1: number; v2: number }> {
-  const ports = { v1: await freePort(), v2: await freePort() };
+function startHaproxy(t: Test, berthPort: number): Promise<{ v1: number; v2: number }> {
+  return onFreePort(async (v2) => startHaproxyOn(t, berthPort, { v1: await freePort(), v2 }));
+}
+
+async function startHaproxyOn(t: Test, berthPort: number, ports: { v1: number; v2: number }): Promise<{ v1: number; v2: number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-haproxy-'));
   const cfg = path.join(dir, 'haproxy.cfg');
   fs.writeFileSync(
@@ -49,8 +52,12 @@ backend berth_v1
     const up = await new Promise<boolean>((resolve) => {
       const s = net.connect(ports.v2, '127.0.0.1', () => (s.destroy(), resolve(true))).on('error', () => resolve(false));
     });
-    if (up) return ports;
-    if (i > 100 || child.exitCode !== null) throw new Error(`haproxy did not start: ${stderr}`);
+    // Both frontends HAProxy's own: a port another process took first is tried again elsewhere.
+    if (up && listensOn(child.pid!, ports.v1) && listensOn(child.pid!, ports.v2)) return ports;
+    if (i > 100 || child.exitCode !== null) {
+      child.kill('SIGKILL');
+      throw new Error(`haproxy did not start: ${stderr || (up ? 'a port taken by another process' : '')}`);
+    }
     await new Promise((r) => setTimeout(r, 50));
   }
 }
