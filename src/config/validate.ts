@@ -284,3 +284,8 @@ export function warnings(config: Config): string[] {
 export function describeListen(listen: { readonly host: string | undefined; readonly port: number }): string {
   return `${listen.host === undefined ? '' : net.isIPv6(listen.host) ? `[${listen.host}]` : listen.host}:${listen.port}`;
 }
+
+/** The names clients reach berth by, when known: serverNames and publicOrigin's host (as the URL writes it: an IPv6 address in brackets). */
+export function namesClientsUse(config: Config): string[] {
+  return [...config.serverNames, ...(config.publicOrigin ? [config.publicOrigin.hostname] : [])];
+}

@@ -72,10 +72,8 @@ export function handshakeReason(err: { code?: string | undefined; message: strin
   const code = err.code ?? '';
   const known = REASONS[code];
   if (known) return known;
-  const alert = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(.+)$/.exec(code)?.[1];
-  if (alert !== undefined && CERTIFICATE_ALERTS.test(code)) {
-    return `the client refused berth's certificate (alert: ${alert.toLowerCase().replace(/_/g, ' ')}): it does not trust the CA, the names or the dates; berth check shows which`;
-  }
-  if (alert !== undefined) return `the client ended the handshake (alert: ${alert.toLowerCase().replace(/_/g, ' ')})`;
-  return code || err.message;
+  const alert = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13)_ALERT_(.+)$/.exec(code)?.[1]?.toLowerCase().replace(/_/g, ' ');
+  if (alert === undefined) return code || err.message;
+  if (CERTIFICATE_ALERTS.test(code)) return `the client refused berth's certificate (alert: ${alert}): it does not trust the CA, the names or the dates; berth check shows which`;
+  return `the client ended the handshake (alert: ${alert})`;
 }

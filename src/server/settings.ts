@@ -1,11 +1,10 @@
-import type { Config } from '../config/validate.js';
+import { namesClientsUse, type Config } from '../config/validate.js';
 import { nameSet, type NameSet } from '../net/names.js';
 import { proxySettings, type ProxySettings } from '../proxy/context.js';
 
 /** publicOrigin's host and serverNames; undefined when neither is set (names not enforced). */
 export function servedNames(config: Config): NameSet | undefined {
-  const names = [...config.serverNames];
-  if (config.publicOrigin) names.push(config.publicOrigin.hostname);
+  const names = namesClientsUse(config);
   return names.length > 0 ? nameSet(names) : undefined;
 }
 

@@ -1,7 +1,7 @@
 import crypto from 'node:crypto';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import type { Config } from '../config/validate.js';
+import { namesClientsUse, type Config } from '../config/validate.js';
 import { ensureDevCertificate } from './devCert.js';
 import { loadPair, warnUncovered } from './files.js';
 
@@ -27,10 +27,6 @@ export async function loadTlsMaterial(config: Config, logger: Logger | undefined
   return { cert: dev.cert, key: dev.key, devCa: dev.caFile };
 }
 
-/** The names clients reach berth by, when known: serverNames and publicOrigin's host. */
-export function namesClientsUse(config: Config): string[] {
-  return [...config.serverNames, ...(config.publicOrigin ? [config.publicOrigin.hostname] : [])];
-}
 
 /** How clients trust the development CA, for the host:port they use. */
 export function logTrustInstructions(logger: Logger, caFile: string, hostPort: string): void {

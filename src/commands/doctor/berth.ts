@@ -9,7 +9,7 @@ import type { Finding } from './findings.js';
 import { API_VERSION, asClient, localAddress, type DoctorContext } from './context.js';
 import { errorCode, send, type Endpoint, type Reply } from './probe.js';
 
-/** The running berth: whether it says it is ready, and what clients get from its TLS listener. */
+// The running berth: whether it says it is ready, and what clients get from its TLS listener.
 
 /** OpenSSL's and Node's codes for a certificate whose issuer the client does not know. */
 const UNKNOWN_ISSUER = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT']);

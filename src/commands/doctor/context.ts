@@ -32,6 +32,10 @@ export interface DoctorContext {
   readonly settings: ProxySettings;
 }
 
+/** doctor's scratch repository and timed upload, unless --repository and --upload-size say otherwise. */
+export const DEFAULT_REPOSITORY = 'library/berth-doctor';
+export const DEFAULT_UPLOAD_SIZE = 16 << 20;
+
 export function doctorContext(config: Config, options: { credentials?: Credentials | undefined; repository?: string; uploadSize?: number; timeoutMs: number }): DoctorContext {
   const publicOrigin = config.publicOrigin?.origin ?? `https://localhost:${config.listen.port}`;
   return {
@@ -40,8 +44,8 @@ export function doctorContext(config: Config, options: { credentials?: Credentia
     publicHost: new URL(publicOrigin).host,
     upstream: { name: 'upstream', connect: new URL(config.upstream.origin) },
     ...(options.credentials ? { credentials: options.credentials } : {}),
-    repository: options.repository ?? 'library/berth-doctor',
-    uploadSize: options.uploadSize ?? 16 << 20,
+    repository: options.repository ?? DEFAULT_REPOSITORY,
+    uploadSize: options.uploadSize ?? DEFAULT_UPLOAD_SIZE,
     timeoutMs: options.timeoutMs,
     settings: proxySettingsOf(config, config.tls.cert === undefined),
   };

@@ -7,7 +7,7 @@ import { DEV_FILES } from '../../tls/devCert.js';
 import { authFindings, tokenLifetimeFinding, type AuthState } from './auth.js';
 import { berthFindings, readyFinding } from './berth.js';
 import { configFindings } from './config.js';
-import { doctorContext, localAddress, type Credentials } from './context.js';
+import { DEFAULT_REPOSITORY, DEFAULT_UPLOAD_SIZE, doctorContext, localAddress, type Credentials } from './context.js';
 import type { Finding } from './findings.js';
 import { timeoutFindings } from './limits.js';
 import { throughputFindings, uploadFindings } from './upload.js';
@@ -88,7 +88,7 @@ export function parseDoctorArgs(argv: readonly string[]): DoctorOptions {
         berthArgs.push(arg);
     }
   }
-  const repository = options.repository ?? 'library/berth-doctor';
+  const repository = options.repository ?? DEFAULT_REPOSITORY;
   if (!/^[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*$/.test(repository)) {
     throw new ConfigError('--repository', `"${repository}" is not a repository name (lower case, e.g. library/berth-doctor)`);
   }
@@ -98,7 +98,7 @@ export function parseDoctorArgs(argv: readonly string[]): DoctorOptions {
     passwordStdin: options.passwordStdin ?? false,
     repository,
     json: options.json ?? false,
-    uploadSize: options.uploadSize ?? 16 << 20,
+    uploadSize: options.uploadSize ?? DEFAULT_UPLOAD_SIZE,
     berthArgs,
     ...(options.user ? { user: options.user } : {}),
     ...(options.ca ? { ca: options.ca } : {}),

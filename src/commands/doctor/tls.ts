@@ -2,10 +2,9 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
-import type { Config } from '../../config/validate.js';
+import { namesClientsUse, type Config } from '../../config/validate.js';
 import { DEV_FILES } from '../../tls/devCert.js';
 import { loadPair, uncoveredNames } from '../../tls/files.js';
-import { namesClientsUse } from '../../tls/material.js';
 import type { Finding } from './findings.js';
 
 const DAY = 86_400_000;
