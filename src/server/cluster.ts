@@ -223,7 +223,7 @@ export async function runWorker(config: Config, logger: Logger, load?: () => Con
   const port = Number(given ?? NaN);
   const own = given !== undefined && Number.isInteger(port) && port >= 0;
   const served = (settings: Config): Config => (own && settings.listen.port === config.listen.port ? { ...settings, listen: Object.freeze({ ...settings.listen, port }) } : settings);
-  const berth = await startBerth(served(config), tls, logger, { ticketKeys: await ticketKeysFromPrimary(), reusePort: own });
+  const berth = await startBerth(served(config), tls, logger, { ticketKeys: await ticketKeysFromPrimary(logger), reusePort: own });
   answerMetricRequests(berth.registry);
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);

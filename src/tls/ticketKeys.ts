@@ -75,15 +75,19 @@ export function rotateTicketKeys(intervalMs: number, logger: Logger): TicketKeyS
 
 /**
  * A worker's keys, asked of the primary before it listens, so that it never serves with
- * keys of its own; later rotations arrive on the same channel.
+ * keys of its own; later rotations arrive on the same channel (logged at debug as each
+ * comes into service).
  */
-export function ticketKeysFromPrimary(): Promise<TicketKeySource> {
+export function ticketKeysFromPrimary(logger: Logger): Promise<TicketKeySource> {
   return new Promise((resolve) => {
     let holder: ReturnType<typeof keyHolder> | undefined;
     process.on('message', (message: unknown) => {
       if (!isTicketKeysMessage(message)) return;
       const keys = Buffer.from(message.keys, 'base64');
-      if (holder) return holder.set(keys);
+      if (holder) {
+        holder.set(keys);
+        return void logger.debug('TLS session ticket keys from the primary in service');
+      }
       holder = keyHolder(keys);
       resolve(holder);
     });

@@ -6,7 +6,7 @@ import t from 'tap';
 import { envName, KEYS } from '../../src/config/schema.js';
 import { buildConfig, fromEnv } from '../../src/config/validate.js';
 import { DOCKERFILE, imagePlan, PACKAGE as pkg, planOf, REPLAY, ROOT } from '../helpers/image.js';
-import { freePort } from '../helpers/ports.js';
+import { onFreePort } from '../helpers/ports.js';
 
 const plan = imagePlan();
 const image = plan.image;
@@ -103,15 +103,19 @@ t.test('replay: the Dockerfile\'s build steps outside Docker, then the image sta
   // and its loader does not exist inside the replayed image.
   // The admin port as a flag after the image name, which the HEALTHCHECK's own environment
   // does not have: it finds the admin listener only through --as-running.
-  const adminPort = await freePort();
-  const cmd = ['--admin-listen', `127.0.0.1:${adminPort}`].map((a) => `--cmd=${a}`);
-  const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, REPLAY, '--keep', ...cmd], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  const work = /== kept (\S+)/.exec(out)?.[1];
-  t.teardown(() => work && fs.rmSync(work, { recursive: true, force: true }));
+  // A port another process took first fails the replay's start; it is then run again on another.
+  const { code, out, work } = await onFreePort(async (adminPort) => {
+    const cmd = ['--admin-listen', `127.0.0.1:${adminPort}`].map((a) => `--cmd=${a}`);
+    const child = spawn('env', ['-u', 'NODE_OPTIONS', process.execPath, REPLAY, '--keep', ...cmd], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const work = /== kept (\S+)/.exec(out)?.[1];
+    t.teardown(() => work && fs.rmSync(work, { recursive: true, force: true }));
+    if (code !== 0 && /EADDRINUSE/.test(out)) throw new Error(`admin port ${adminPort}: EADDRINUSE`);
+    return { code, out, work };
+  });
   t.equal(code, 0, 'the replay passes', { output: out.split('\n').slice(-40).join('\n') });
   for (const check of ['the ENTRYPOINT runs as PID 1 in its own PID namespace', 'https GET /v2/ through berth: 200', 'the upstream saw the request', 'admin /healthz: 200', 'HEALTHCHECK', 'STOPSIGNAL SIGTERM: exit 0', 'no write refused by the read-only root', 'nothing outside the volumes changed']) {
     t.match(out, new RegExp(`^ok: ${check.replace(/[/]/g, '\\/')}`, 'm'), check);

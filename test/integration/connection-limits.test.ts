@@ -7,6 +7,7 @@ import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { startCli, stopCli } from '../helpers/cli.js';
 import { makeTestPki } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { until } from '../helpers/wait.js';
 
 /** A kept-alive TLS connection; get() sends one request on it and resolves with the raw answer. */
 async function open(tb: TestBerth): Promise<{ socket: tls.TLSSocket; get(path: string): Promise<string> }> {
@@ -56,7 +57,9 @@ t.test('per client address: the connection over the cap is answered 429 and clos
 
   first.socket.destroy();
   await once(first.socket, 'close');
-  await new Promise((r) => setTimeout(r, 50)); // berth sees the close
+  const open1 = /berth_open_connections (\d+)/;
+  const openNow = async (): Promise<number> => Number(open1.exec(await tb.berth.registry.getSingleMetricAsString('berth_open_connections'))?.[1]);
+  t.ok(await until(async () => (await openNow()) === 1), 'berth sees the close');
   const again = await open(tb);
   t.match(await again.get('/v2/d'), /^HTTP\/1\.1 200 /, 'once one closes, a new one is served');
   second.socket.destroy();
@@ -115,7 +118,7 @@ t.test('caps act at accept: a flood of idle connections cannot take the file des
     idle.push(socket);
     await once(socket, 'connect').catch(() => undefined);
   }
-  await new Promise((r) => setTimeout(r, 500));
+  await until(() => closedByBerth >= 600 - 16 - 64);
   t.ok(closedByBerth >= 600 - 16 - 64, `connections past the caps and the pending refusals were closed at once (${closedByBerth})`);
   const fds = fs.readdirSync(`/proc/${berth.child.pid}/fd`).length;
   t.ok(fds < 200, `berth holds ${fds} descriptors`);

@@ -5,21 +5,27 @@ import t, { type Test } from 'tap';
 import { startCli, type RunningCli } from '../helpers/cli.js';
 import { makeTestPki, type TestPki } from '../helpers/tls.js';
 import { startUpstream } from '../helpers/upstream.js';
+import { until } from '../helpers/wait.js';
 
 // Real signals to a real berth process, while a client pushes a blob slowly through it.
 
 const CHUNK = 64 * 1024;
 
 /** An upstream that hashes each upload as it streams and answers 201 with the digest it computed. */
-async function hashingUpstream(t: Test): Promise<{ url: string; digests: string[]; aborted: string[] }> {
+async function hashingUpstream(t: Test): Promise<{ url: string; digests: string[]; aborted: string[]; receiving: Promise<void> }> {
   const digests: string[] = [];
   const aborted: string[] = [];
+  let bodyArrived = (): void => undefined;
+  const receiving = new Promise<void>((resolve) => (bodyArrived = resolve));
   const up = await startUpstream(
     t,
     (req, res) => {
       if (req.method === 'GET') return void res.end('{}');
       const hash = crypto.createHash('sha256');
-      req.on('data', (chunk: Buffer) => hash.update(chunk));
+      req.on('data', (chunk: Buffer) => {
+        hash.update(chunk);
+        bodyArrived();
+      });
       req.on('aborted', () => aborted.push(req.url!));
       req.on('end', () => {
         const digest = `sha256:${hash.digest('hex')}`;
@@ -29,7 +35,7 @@ async function hashingUpstream(t: Test): Promise<{ url: string; digests: string[
     },
     { streaming: true },
   );
-  return { url: up.url, digests, aborted };
+  return { url: up.url, digests, aborted, receiving };
 }
 
 interface SlowUpload {
@@ -94,7 +100,7 @@ for (const workers of ['1', '2']) {
     t.teardown(() => void berth.child.kill('SIGKILL'));
 
     const upload = await slowUpload(berth.port, pki, 40, 50); // 2.5 MiB over about 2 s
-    await new Promise((r) => setTimeout(r, 400));
+    await up.receiving; // the upload is in flight, through berth
     const started = Date.now();
     berth.child.kill('SIGTERM');
     const waiting = await berth.waitForLine((l) => l.msg === 'draining: waiting for requests in flight');
@@ -123,7 +129,7 @@ t.test('a second SIGTERM closes the upload at once; the upstream sees the abort;
   t.teardown(() => void berth.child.kill('SIGKILL'));
 
   const upload = await slowUpload(berth.port, pki, 200, 50); // would take 10 s
-  await new Promise((r) => setTimeout(r, 300));
+  await up.receiving;
   berth.child.kill('SIGTERM');
   await berth.waitForLine((l) => l.msg === 'draining: waiting for requests in flight');
   const started = Date.now();
@@ -132,14 +138,8 @@ t.test('a second SIGTERM closes the upload at once; the upstream sees the abort;
   t.equal(await exitCode(berth), 1, 'exit 1: a request was cut');
   t.ok(Date.now() - started < 3000, 'at once');
   t.same(up.digests, [], 'the upstream never took a partial upload as complete');
-  await t.resolveMatch(
-    (async () => {
-      while (up.aborted.length === 0) await new Promise((r) => setTimeout(r, 20));
-      return up.aborted;
-    })(),
-    ['/v2/lib/blobs/uploads/u1?digest=' + encodeURIComponent(upload.digest)],
-    'the upstream saw the abort',
-  );
+  await until(() => up.aborted.length > 0);
+  t.same(up.aborted, ['/v2/lib/blobs/uploads/u1?digest=' + encodeURIComponent(upload.digest)], 'the upstream saw the abort');
   t.ok(berth.lines.some((l) => l.msg === 'request' && l.method === 'PUT' && l.completed === false), 'the cut upload is logged');
 });
 
@@ -152,7 +152,7 @@ t.test('the grace period ends the drain: the upload is cut, exit 1', async (t) =
   t.teardown(() => void berth.child.kill('SIGKILL'));
 
   const upload = await slowUpload(berth.port, pki, 200, 50);
-  await new Promise((r) => setTimeout(r, 300));
+  await up.receiving;
   const started = Date.now();
   berth.child.kill('SIGTERM');
   await t.rejects(upload.answer, /connection closed before an answer/);

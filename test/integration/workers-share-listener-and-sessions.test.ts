@@ -143,7 +143,10 @@ for (const workers of ['1', '2']) {
   t.test(`workers ${workers}: session ticket keys rotate (tls.ticketKeyRotation); a ticket from before makes one full handshake, and the new one resumes everywhere`, async (t) => {
     const up = await startUpstream(t, (_req, res) => res.end('ok'));
     const pki = await makeTestPki();
-    const berth = await startCli(['--workers', workers, '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile], { env: { BERTH_TLS_TICKET_KEY_ROTATION: '5s' } });
+    // At debug, each worker logs when the keys the primary sent come into service.
+    const berth = await startCli(['--workers', workers, '--upstream', up.url, '--listen', '127.0.0.1:0', '--cert', pki.certFile, '--key', pki.keyFile], {
+      env: { BERTH_TLS_TICKET_KEY_ROTATION: '5s', BERTH_LOG_LEVEL: 'debug' },
+    });
     t.teardown(() => void berth.child.kill('SIGKILL'));
     let n = 0;
     const resume = async (session: Buffer | undefined): Promise<{ reused: boolean; pid: number }> => {
@@ -154,11 +157,16 @@ for (const workers of ['1', '2']) {
     /** resume(), or undefined after 3 s: a worker killed mid-request neither answers nor logs. */
     const tryResume = (session: Buffer | undefined): Promise<{ reused: boolean; pid: number } | undefined> =>
       Promise.race([resume(session).catch(() => undefined), new Promise<undefined>((r) => setTimeout(r, 3000))]);
-    // Each step right after a rotation, so that the next one is seconds away; and a moment
-    // later, once the workers have the keys the primary sent.
+    // Each step right after a rotation, so that the next one is seconds away, once every
+    // worker has the keys the primary sent (one process uses its keys as it makes them).
     const rotated = async (after: number): Promise<void> => {
       await berth.waitForLine((l) => l.msg === 'TLS session ticket keys rotated' && (l.time as number) > after);
-      await new Promise((r) => setTimeout(r, 300));
+      if (workers === '1') return;
+      const inService = new Set<unknown>();
+      await berth.waitForLine((l) => {
+        if (l.msg === 'TLS session ticket keys from the primary in service' && (l.time as number) > after) inService.add(l.pid);
+        return inService.size === Number(workers);
+      });
     };
     await rotated(0);
     const before = await once_(berth.port, pki, '/v2/before', {});
