@@ -3,7 +3,7 @@
 // collects it as bodies are relayed (WORKER_V8_FLAGS, server/cluster.ts; proxy/bodyGarbage.ts).
 import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';
-import { loadConfig, parseFlags } from './config/load.js';
+import { configFileIn, loadConfig, parseFlags } from './config/load.js';
 import { ConfigError } from './config/validate.js';
 import { CHECK_USAGE, check } from './commands/check.js';
 import { DOCTOR_USAGE, doctor, parseDoctorArgs } from './commands/doctor/index.js';
@@ -113,8 +113,8 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   const config = loadConfig(args, process.env);
-  // SIGHUP reads the settings again, from the same file, variables and flags.
-  await run(config, createLogger(config.log), () => loadConfig(args, process.env));
+  // SIGHUP, and a change of the config file, read the settings again: the same file, variables and flags.
+  await run(config, createLogger(config.log), { load: () => loadConfig(args, process.env), file: configFileIn(args, process.env) });
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {

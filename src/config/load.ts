@@ -60,6 +60,13 @@ export function readYaml(file: string, required: boolean): Map<string, Raw> {
   return flattenYaml(doc, file);
 }
 
+/** The config file the settings are read from: the one named, or the default one when it exists. */
+export function configFileIn(args: CliArgs, env: NodeJS.ProcessEnv): string | undefined {
+  const named = args.configFile ?? env[ENV_CONFIG_FILE];
+  if (named !== undefined) return named;
+  return fs.existsSync(DEFAULT_CONFIG_FILE) ? DEFAULT_CONFIG_FILE : undefined;
+}
+
 /** YAML file, then BERTH_* variables, then flags: each later layer wins. */
 export function loadConfig(args: CliArgs, env: NodeJS.ProcessEnv): Config {
   const named = args.configFile ?? env[ENV_CONFIG_FILE];

@@ -28,22 +28,31 @@ export interface AdmissionEvents {
   refused(reason: Refusal, how: 'answered' | 'closed'): void;
 }
 
+/** The admission step for acceptConnections, with the caps it enforces; they change on a settings reload. */
+export interface ConnectionCounter {
+  /** Counts the connection and returns true to hand it to TLS (see connectionCounter). */
+  admit(socket: Socket, client: string): boolean;
+  /** New caps for new connections; those open stay open, and count. */
+  setLimits(limits: ConnectionLimits): void;
+}
+
 /**
- * Returns the admission step for acceptConnections: counts the connection and returns
- * true to hand it to TLS; marks it refused in `connections` when over a cap (read on the
- * TLS socket above it: Connections.refusalOf), or closes it and returns false when too
- * many refusals are pending. `answerWithin` bounds how long a refused connection may take
- * to ask its request (ms).
+ * The admission step for acceptConnections: counts the connection and returns true to hand
+ * it to TLS; marks it refused in `connections` when over a cap (read on the TLS socket
+ * above it: Connections.refusalOf), or closes it and returns false when too many refusals
+ * are pending. Connections are counted even with no cap, so that caps set by a reload see
+ * those already open. `answerWithin` bounds how long a refused connection may take to ask
+ * its request (ms).
  */
-export function connectionCounter(limits: ConnectionLimits, events: AdmissionEvents, answerWithin: number, connections: Connections): (socket: Socket, client: string) => boolean {
-  if (limits.total === 0 && limits.perClient === 0) return () => true;
+export function connectionCounter(limits: ConnectionLimits, events: AdmissionEvents, answerWithin: number, connections: Connections): ConnectionCounter {
+  let caps = limits;
   let open = 0;
   let answering = 0;
   const perClient = new Map<string, number>();
-  return (socket, client) => {
+  const admit = (socket: Socket, client: string): boolean => {
     const mine = (perClient.get(client) ?? 0) + 1;
     const reason: Refusal | undefined =
-      limits.total > 0 && open >= limits.total ? 'too_many_connections' : limits.perClient > 0 && mine > limits.perClient ? 'too_many_client_connections' : undefined;
+      caps.total > 0 && open >= caps.total ? 'too_many_connections' : caps.perClient > 0 && mine > caps.perClient ? 'too_many_client_connections' : undefined;
     if (reason && answering >= REFUSALS_ANSWERED) {
       events.refused(reason, 'closed');
       socket.destroy();
@@ -71,6 +80,7 @@ export function connectionCounter(limits: ConnectionLimits, events: AdmissionEve
     });
     return true;
   };
+  return { admit, setLimits: (next) => void (caps = next) };
 }
 
 /** Descriptors a process keeps for itself: logs, the listeners, certificate reloads, Node's own. */

@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type http from 'node:http';
 import type { Readable } from 'node:stream';
-import { Client, Pool, type Dispatcher } from 'undici';
+import { buildConnector, Client, Pool, type Dispatcher } from 'undici';
 import type { BodyFraming } from './context.js';
 import { ProxyError } from './errors.js';
 import { IdleSweep, type Watched } from './idleSweep.js';
@@ -72,6 +72,12 @@ export interface Transport {
    * request ends after its headers and nothing of `req` is ever read for it.
    */
   forward(req: http.IncomingMessage, res: http.ServerResponse, exchange: Exchange, body: BodyFraming): Forwarding;
+  /**
+   * New time limits (a settings reload): the connect timeout for connections opened from
+   * now on, the inactivity limit for exchanges that start from now on (those under way
+   * keep the limit they started with).
+   */
+  setTimeouts(timeouts: { readonly connect: number; readonly response: number }): void;
   close(): void;
 }
 
@@ -79,6 +85,10 @@ export interface Transport {
 const FREE_SOCKET_MS = 30_000;
 
 export function createTransport(options: TransportOptions): Transport {
+  const connectorFor = (timeout: number): buildConnector.connector => buildConnector({ timeout, allowH2: false });
+  let connector = connectorFor(options.connectTimeout);
+  const sweepFor = (limit: number): IdleSweep<UpstreamExchange> | undefined => (limit > 0 ? new IdleSweep<UpstreamExchange>(limit) : undefined);
+  let responseTimeout = options.responseTimeout;
   const pool = new Pool(options.upstream.origin, {
     pipelining: 1,
     allowH2: false,
@@ -86,7 +96,9 @@ export function createTransport(options: TransportOptions): Transport {
     bodyTimeout: 0,
     keepAliveTimeout: FREE_SOCKET_MS,
     keepAliveMaxTimeout: FREE_SOCKET_MS,
-    connect: { timeout: options.connectTimeout },
+    // A connector of berth's own (the one undici builds from these options), so that a
+    // reload can change its timeout.
+    connect: (opts, callback) => connector(opts, callback),
     // undici reports an exception thrown by a handler callback on the client: without a
     // listener it would end the process.
     factory: (origin, opts) => {
@@ -95,7 +107,8 @@ export function createTransport(options: TransportOptions): Transport {
       return client;
     },
   });
-  const idle = options.responseTimeout > 0 ? new IdleSweep<UpstreamExchange>(options.responseTimeout) : undefined;
+  // An exchange keeps the sweep it started under: a replaced one stops once its last exchange ends.
+  let idle = sweepFor(responseTimeout);
   return {
     forward(req, res, exchange, body) {
       const upstreamExchange = new UpstreamExchange(req, res, exchange, idle);
@@ -112,6 +125,12 @@ export function createTransport(options: TransportOptions): Transport {
         upstreamExchange,
       );
       return upstreamExchange;
+    },
+    setTimeouts(timeouts) {
+      connector = connectorFor(timeouts.connect);
+      if (timeouts.response === responseTimeout) return;
+      responseTimeout = timeouts.response;
+      idle = sweepFor(responseTimeout);
     },
     close() {
       idle?.stop();

@@ -18,7 +18,7 @@ import { TLS_PROFILE } from '../tls/profile.js';
 import type { TicketKeySource } from '../tls/ticketKeys.js';
 import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
 import { createDrain, type DrainEnd } from './drain.js';
-import { createHttpsServer } from './https.js';
+import { createHttpsServer, limitRequestsPerConnection } from './https.js';
 import { proxySettingsOf, servedNames } from './settings.js';
 import { acceptConnections } from '../net/accept.js';
 import { ClientIdle } from '../net/clientIdle.js';
@@ -59,8 +59,24 @@ export interface Berth {
 /** Settings the request passes read: a reload prepares them again (proxySettingsOf). */
 const PASS_SETTINGS: ReadonlySet<string> = new Set(['serverNames', 'trustedProxies', 'hsts.maxAge']);
 
-/** Settings a reload applies in a running berth; any other takes a restart. */
-export const LIVE_SETTINGS: ReadonlySet<string> = new Set([...PASS_SETTINGS, 'timeouts.clientIdle', 'timeouts.keepAlive', 'log.level']);
+/**
+ * Settings a reload applies in a running berth; any other takes a restart: those that need
+ * a new listener or upstream (listen, http.listen, admin.listen, upstream, proxyProtocol.from,
+ * tls.*), the workers, and the two time limits Node fixes when it makes the TLS listener
+ * (timeouts.handshake; timeouts.headers, whose checks run at an interval set then).
+ */
+const LIVE_SETTINGS: ReadonlySet<string> = new Set([
+  ...PASS_SETTINGS,
+  'timeouts.clientIdle',
+  'timeouts.keepAlive',
+  'timeouts.upstreamConnect',
+  'timeouts.upstreamResponse',
+  'limits.connections',
+  'limits.connectionsPerClient',
+  'limits.requestsPerConnection',
+  'shutdown.grace',
+  'log.level',
+]);
 
 /** Wires config, TLS material, transport and handler into a listening server. */
 export interface StartOptions {
@@ -95,6 +111,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   };
   const handler = createHandler(handlerDeps);
   const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, clientIdle, connections, ticketKeys: options.ticketKeys });
+  const setRequestsPerConnection = limitRequestsPerConnection(server, config.limits.requestsPerConnection);
 
   await listen(server, config.listen, options.reusePort === true);
   server.on('error', (err) => logger.error({ err }, 'listener error'));
@@ -117,13 +134,8 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     socket.once('close', () => metrics.connectionClosed());
   });
   server.on('tlsClientError', () => metrics.tlsHandshakeFailed());
-  acceptConnections(server, {
-    proxyFrom: config.proxyProtocol.from,
-    headerTimeout: config.timeouts.headers,
-    logger,
-    admit: connectionCounter(connectionCaps(config, logger), refusalReporter(metrics, logger), config.timeouts.handshake + Math.min(config.timeouts.headers, 10_000), connections),
-    connections,
-  });
+  const counter = connectionCounter(connectionCaps(config, logger), refusalReporter(metrics, logger), config.timeouts.handshake + Math.min(config.timeouts.headers, 10_000), connections);
+  acceptConnections(server, { proxyFrom: config.proxyProtocol.from, headerTimeout: config.timeouts.headers, logger, admit: counter.admit, connections });
   const startLeaf = new crypto.X509Certificate(tls.cert);
   /** The settings in service: those berth started with, and the live ones reloaded since. */
   let applied = config;
@@ -164,6 +176,15 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
         server.keepAliveTimeout = next.timeouts.keepAlive;
         if (redirect) redirect.keepAliveTimeout = next.timeouts.keepAlive;
       }
+      if (live.includes('limits.connections') || live.includes('limits.connectionsPerClient')) {
+        counter.setLimits(connectionCaps(next, logger));
+        if (redirect) redirect.maxConnections = next.limits.connections > 0 ? next.limits.connections : Infinity;
+      }
+      if (live.includes('limits.requestsPerConnection')) setRequestsPerConnection(next.limits.requestsPerConnection);
+      if (live.includes('timeouts.upstreamConnect') || live.includes('timeouts.upstreamResponse')) {
+        transport.setTimeouts({ connect: next.timeouts.upstreamConnect, response: next.timeouts.upstreamResponse });
+      }
+      if (live.includes('shutdown.grace')) drain.setGrace(next.shutdown.grace);
       if (live.includes('log.level')) logger.level = next.log.level;
       applied = next;
       // Against the settings berth started with: still to apply until a restart.

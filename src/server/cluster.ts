@@ -11,7 +11,8 @@ import { ENV_WORKER_TLS_PORT } from '../config/schema.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { isTicketKeysRequest, rotateTicketKeys, ticketKeysFromPrimary, ticketKeysMessage } from '../tls/ticketKeys.js';
 import { startBerth } from './berth.js';
-import { exitAfterFlush, logServing, reloadOnHangup, stopOnSignals } from './lifecycle.js';
+import { exitAfterFlush, logServing, reloadOnHangup, reloadSettings, stopOnSignals, type SettingsSource } from './lifecycle.js';
+import { watchConfigFile } from '../config/watch.js';
 
 /**
  * Several processes serving one listener (node:cluster). The primary makes what must
@@ -90,6 +91,9 @@ export function respawnDelay(recentDeaths: number): number {
 }
 const RESPAWN_WINDOW_MS = 60_000;
 
+/** The primary to a worker: the config file changed, read the settings again. */
+const RELOAD_SETTINGS = { type: 'berth:reload-settings' } as const;
+
 /**
  * The certificate the workers serve, as the primary's readiness and expiry metric see it:
  * the same files and checks as the workers' reloads, without their log lines.
@@ -104,7 +108,7 @@ function servedCertificate(config: Config, tls: TlsMaterial, logger: Logger): ()
   return () => watch.current();
 }
 
-export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logger): Promise<void> {
+export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logger, source?: SettingsSource): Promise<void> {
   // First, before anything else listens or watches: a port berth cannot have ends it here.
   if (REUSE_PORT && config.listen.port !== 0) await claimPort(config.listen);
   /** The TLS port the workers share with SO_REUSEPORT; for port 0, known once the first listens. */
@@ -183,11 +187,11 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
 
   const relay = (signal: NodeJS.Signals): void => {
     logger.info({ signal, workers: live.size }, stopping ? 'second signal: workers close now' : 'stopping: workers drain');
-    if (!stopping && config.shutdown.grace > 0) {
+    if (!stopping && grace > 0) {
       // Each worker ends its own drain at the grace period; one that cannot is killed.
       setTimeout(() => {
         for (const worker of live.values()) worker.process.kill('SIGKILL');
-      }, config.shutdown.grace + 5000).unref();
+      }, grace + 5000).unref();
     }
     stopping = true;
     ticketKeys.stop();
@@ -205,10 +209,26 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
   };
   process.on('SIGTERM', relay);
   process.on('SIGINT', relay);
-  // Each worker serves its own TLS context: each reloads.
+  // The workers' grace period, as the settings in service say (they reload it too).
+  let grace = config.shutdown.grace;
+  const reloadGrace = (): void => {
+    try {
+      if (source) grace = source.load().shutdown.grace;
+    } catch {
+      // Each worker logs why the settings were refused, and keeps its grace period: so does this.
+    }
+  };
+  // Each worker serves its own TLS context and settings: each reloads.
   process.on('SIGHUP', () => {
+    reloadGrace();
     for (const worker of live.values()) worker.process.kill('SIGHUP');
   });
+  if (source?.file !== undefined) {
+    watchConfigFile(source.file, logger, () => {
+      reloadGrace();
+      for (const worker of live.values()) if (worker.isConnected()) worker.send(RELOAD_SETTINGS);
+    });
+  }
 
   // For port 0 with SO_REUSEPORT, one worker first: the rest follow once it has the port.
   const first = REUSE_PORT && port === undefined ? 1 : config.workers;
@@ -216,7 +236,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
 }
 
 /** A worker: the same config as the primary (same argv and environment). */
-export async function runWorker(config: Config, logger: Logger, load?: () => Config): Promise<void> {
+export async function runWorker(config: Config, logger: Logger, source?: SettingsSource): Promise<void> {
   const tls = await loadTlsMaterial(config, undefined);
   // Set by a primary that shares the port with SO_REUSEPORT (0: this worker picks it).
   const given = process.env[ENV_WORKER_TLS_PORT];
@@ -228,6 +248,10 @@ export async function runWorker(config: Config, logger: Logger, load?: () => Con
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);
   // Reloaded settings name the port as configured (0 for the others' port): this worker's is the one it serves.
-  reloadOnHangup(berth, logger, load && (() => served(load())));
+  const mine = source && { load: () => served(source.load()) };
+  reloadOnHangup(berth, logger, mine, false);
+  process.on('message', (message: unknown) => {
+    if (mine && (message as { type?: unknown } | undefined)?.type === RELOAD_SETTINGS.type) reloadSettings(berth, logger, mine.load);
+  });
   process.send?.({ type: 'berth:listening', address: berth.address, httpAddress: berth.httpAddress } satisfies ListeningMessage);
 }

@@ -14,6 +14,8 @@ export interface Drain {
   begin(): Promise<DrainEnd>;
   /** Closes every connection now (a second stop signal). */
   cut(): void;
+  /** A new grace period (a settings reload), for a drain that has not begun. */
+  setGrace(ms: number): void;
 }
 
 export interface DrainOptions {
@@ -29,6 +31,7 @@ export interface DrainOptions {
 export function createDrain(options: DrainOptions): Drain {
   const { server, inFlight, logger } = options;
   let draining = false;
+  let grace = options.grace;
   let outcome: DrainEnd = 'drained';
   let finish: ((end: DrainEnd) => void) | undefined;
   let ended: Promise<DrainEnd> | undefined;
@@ -76,18 +79,18 @@ export function createDrain(options: DrainOptions): Drain {
         server.close();
         server.closeIdleConnections();
         if (inFlight.size > 0) {
-          logger.info({ requests: inFlight.size, grace: options.grace === 0 ? 'none' : `${options.grace / 1000}s`, waiting: inFlight.describe() }, 'draining: waiting for requests in flight');
+          logger.info({ requests: inFlight.size, grace: grace === 0 ? 'none' : `${grace / 1000}s`, waiting: inFlight.describe() }, 'draining: waiting for requests in flight');
         }
         const report = setInterval(() => {
           logger.info({ requests: inFlight.size, waiting: inFlight.describe() }, 'draining: still waiting');
         }, options.reportEvery ?? 10_000);
         timers.push(report);
-        if (options.grace > 0) {
+        if (grace > 0) {
           timers.push(
             setTimeout(() => {
-              logger.warn({ grace: `${options.grace / 1000}s` }, 'grace period over');
+              logger.warn({ grace: `${grace / 1000}s` }, 'grace period over');
               cut();
-            }, options.grace),
+            }, grace),
           );
         }
         check();
@@ -95,5 +98,8 @@ export function createDrain(options: DrainOptions): Drain {
       return ended;
     },
     cut,
+    setGrace(ms) {
+      if (!draining) grace = ms;
+    },
   };
 }

@@ -72,19 +72,6 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
     // keys given here are already the shared ones, and may be newer.
     (server as unknown as { _setServerData: (data: unknown) => void })._setServerData = () => undefined;
   }
-  // limits.requestsPerConnection: the last allowed answer says "Connection: close" and the
-  // connection is closed after it. (Node's maxRequestsPerSocket sends the header but leaves
-  // the connection open until its keep-alive timeout.) Before berth's handler, which may
-  // answer at once.
-  const limit = config.limits.requestsPerConnection;
-  if (limit > 0) {
-    const served = new WeakMap<Socket, number>();
-    server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
-      const n = (served.get(req.socket) ?? 0) + 1;
-      served.set(req.socket, n);
-      if (n >= limit) res.shouldKeepAlive = false;
-    });
-  }
   // https.Server reports TLS errors (a handshake timeout, a bad ClientHello) as clientError
   // too: before the handshake there is no HTTP to answer in, so the socket is just closed.
   const secured = new WeakSet<Socket>();
@@ -118,4 +105,30 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
   server.on('tlsClientError', (err: NodeJS.ErrnoException, socket: Socket) => handshakeFailures.failed(err, options.connections.clientOf(socket)));
   server.on('close', () => handshakeFailures.close());
   return server;
+}
+
+/**
+ * limits.requestsPerConnection: the last allowed answer says "Connection: close" and the
+ * connection is closed after it. (Node's maxRequestsPerSocket sends the header but leaves
+ * the connection open until its keep-alive timeout.) Before berth's handler, which may
+ * answer at once. Returns the setter a settings reload calls (0 = no limit); requests are
+ * counted from the moment a limit is first set.
+ */
+export function limitRequestsPerConnection(server: https.Server, initial: number): (limit: number) => void {
+  let limit = 0;
+  let counting = false;
+  const served = new WeakMap<Socket, number>();
+  const set = (next: number): void => {
+    limit = next;
+    if (limit === 0 || counting) return;
+    counting = true;
+    server.prependListener('request', (req: http.IncomingMessage, res: http.ServerResponse) => {
+      if (limit === 0) return;
+      const n = (served.get(req.socket) ?? 0) + 1;
+      served.set(req.socket, n);
+      if (n >= limit) res.shouldKeepAlive = false;
+    });
+  };
+  set(initial);
+  return set;
 }

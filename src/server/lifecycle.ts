@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { logTrustInstructions, type TlsMaterial } from '../tls/material.js';
 import type { Berth } from './berth.js';
+import { watchConfigFile } from '../config/watch.js';
 
 /** The one "serving" line, logged once per berth whatever the number of workers. */
 export function logServing(logger: Logger, config: Config, address: AddressInfo, tls: TlsMaterial, admin: AddressInfo | undefined, http: AddressInfo | undefined): void {
@@ -52,24 +53,43 @@ export function stopOnSignals(berth: Berth, logger: Logger, signals: readonly No
 }
 
 /**
- * SIGHUP: re-read the certificate and key (they are watched too; this forces it), and the
- * settings (`load`: the config file, BERTH_* variables and flags, as at start). Those that
- * need no new listener apply at once; any other change is named as taking a restart. A
- * config that no longer loads is refused: the settings in service stay.
+ * Where a running berth reads its settings again: `load` (the config file, BERTH_*
+ * variables and flags, as at start), on SIGHUP and when `file`, the config file in use,
+ * changes.
  */
-export function reloadOnHangup(berth: Berth, logger: Logger, load?: () => Config): void {
+export interface SettingsSource {
+  load(): Config;
+  readonly file?: string | undefined;
+}
+
+/**
+ * Reads the settings again and applies them: those that need no new listener at once, any
+ * other change named as taking a restart. A config that no longer loads is refused: the
+ * settings in service stay.
+ */
+export function reloadSettings(berth: Berth, logger: Logger, load: () => Config): void {
+  let next: Config;
+  try {
+    next = load();
+  } catch (err) {
+    logger.error({ error: (err as Error).message }, 'settings not reloaded: the settings in service stay');
+    return;
+  }
+  const { applied, restart } = berth.reconfigure(next);
+  if (applied.length > 0) logger.info({ settings: applied }, 'settings reloaded');
+  if (restart.length > 0) logger.warn({ settings: restart }, 'settings changed that only a restart applies: restart berth to apply them');
+}
+
+/**
+ * SIGHUP: re-read the certificate and key (they are watched too; this forces it), and the
+ * settings. Without `watchFile` (a worker: its primary watches the file and tells it), a
+ * change of the config file reloads the settings too.
+ */
+export function reloadOnHangup(berth: Berth, logger: Logger, source: SettingsSource | undefined, watchFile = true): void {
   process.on('SIGHUP', () => {
     berth.reloadCertificate('SIGHUP');
-    if (load === undefined) return;
-    let next: Config;
-    try {
-      next = load();
-    } catch (err) {
-      logger.error({ error: (err as Error).message }, 'settings not reloaded: the settings in service stay');
-      return;
-    }
-    const { applied, restart } = berth.reconfigure(next);
-    if (applied.length > 0) logger.info({ settings: applied }, 'settings reloaded');
-    if (restart.length > 0) logger.warn({ settings: restart }, 'settings changed that only a restart applies: restart berth to apply them');
+    if (source) reloadSettings(berth, logger, source.load);
   });
+  // Not persistent: the watch never keeps a stopping process alive.
+  if (source?.file !== undefined && watchFile) watchConfigFile(source.file, logger, () => reloadSettings(berth, logger, source.load));
 }

@@ -6,7 +6,7 @@ import { loadTlsMaterial } from '../tls/material.js';
 import { rotateTicketKeys } from '../tls/ticketKeys.js';
 import { startBerth } from './berth.js';
 import { runPrimary, runWorker } from './cluster.js';
-import { logServing, reloadOnHangup, stopOnSignals } from './lifecycle.js';
+import { logServing, reloadOnHangup, stopOnSignals, type SettingsSource } from './lifecycle.js';
 
 /**
  * The composition root: a running berth from its Config, in the mode this process is in.
@@ -14,16 +14,16 @@ import { logServing, reloadOnHangup, stopOnSignals } from './lifecycle.js';
  * process is the cluster's primary (server/cluster.ts), which holds the admin listener and
  * forks the workers, each of which comes back here and serves.
  */
-export async function run(config: Config, logger: Logger, load?: () => Config): Promise<void> {
-  if (cluster.isWorker) return runWorker(config, logger, load);
+export async function run(config: Config, logger: Logger, source?: SettingsSource): Promise<void> {
+  if (cluster.isWorker) return runWorker(config, logger, source);
   // Made here, once: workers then reuse the development certificate instead of racing to make it.
   const tls = await loadTlsMaterial(config, logger);
   // After the certificate: a setup that cannot start says only why.
   for (const warning of warnings(config)) logger.warn(warning);
-  if (config.workers > 1) return runPrimary(config, tls, logger);
+  if (config.workers > 1) return runPrimary(config, tls, logger, source);
   const berth = await startBerth(config, tls, logger, { ticketKeys: rotateTicketKeys(config.tls.ticketKeyRotation, logger) });
   const admin = await startAdminListener(config, logger, { registry: berth.registry, certificate: () => berth.certificate(), draining: () => berth.draining });
   logServing(logger, config, berth.address, tls, admin?.address, berth.httpAddress);
   stopOnSignals(berth, logger);
-  reloadOnHangup(berth, logger, load);
+  reloadOnHangup(berth, logger, source);
 }

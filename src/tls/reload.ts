@@ -1,7 +1,6 @@
 import crypto from 'node:crypto';
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Logger } from 'pino';
+import { watchFiles } from '../config/watch.js';
 import { loadPair, warnUncovered, type CertificatePair } from './files.js';
 
 /**
@@ -50,7 +49,6 @@ export function watchCertificate(options: CertificateWatchOptions): CertificateW
   const { logger } = options;
   let current = options.current;
   let leaf = new crypto.X509Certificate(current.cert);
-  let timer: NodeJS.Timeout | undefined;
 
   const reload = (reason: string, force = false): void => {
     let pair: CertificatePair;
@@ -76,29 +74,11 @@ export function watchCertificate(options: CertificateWatchOptions): CertificateW
     warnUncovered(logger, pair.leaf, options.names?.() ?? []);
   };
 
-  const changed = (): void => {
-    clearTimeout(timer);
-    timer = setTimeout(() => reload('files changed'), options.settleMs ?? 250);
-    timer.unref();
-  };
-
-  const watchers: fs.FSWatcher[] = [];
-  for (const dir of new Set([path.dirname(options.certFile), path.dirname(options.keyFile)])) {
-    try {
-      const watcher = fs.watch(dir, { persistent: false }, changed);
-      watcher.on('error', (err) => logger.warn({ dir, error: err.message }, 'certificate directory watch failed; SIGHUP still reloads'));
-      watchers.push(watcher);
-    } catch (err) {
-      logger.warn({ dir, error: (err as Error).message }, 'cannot watch the certificate directory; SIGHUP still reloads');
-    }
-  }
+  const watch = watchFiles([options.certFile, options.keyFile], { what: 'certificate', logger, settleMs: options.settleMs }, () => reload('files changed'));
 
   return {
     current: () => leaf,
     reload,
-    close() {
-      clearTimeout(timer);
-      for (const watcher of watchers) watcher.close();
-    },
+    close: () => watch.close(),
   };
 }
