@@ -19,8 +19,10 @@ export interface Serving {
   /** listen as configured, e.g. ":8443". */
   readonly listen: string;
   readonly publicOrigin: string | null;
-  /** SHA-256 fingerprint of the leaf in service, as crypto.X509Certificate gives it. */
-  readonly certificate: string;
+  /** SHA-256 fingerprint of the leaf in service, as crypto.X509Certificate gives it; null while ACME has issued none. */
+  readonly certificate: string | null;
+  /** With ACME: when the certificate is renewed next (an ISO time), and the last failure since the last success. */
+  readonly acme?: { readonly nextRenewal: string | null; readonly lastError: string | null };
 }
 
 export interface Readiness {
@@ -33,11 +35,15 @@ export interface ReadinessSources {
   readonly upstream: URL;
   /** How long the upstream has to answer GET /v2/, ms. */
   readonly timeoutMs: number;
-  /** The leaf in service. */
-  certificate(): crypto.X509Certificate;
+  /** The leaf in service; undefined while ACME has issued none. */
+  certificate(): crypto.X509Certificate | undefined;
+  /** Why there is no certificate yet (ACME: what is being tried, or the last failure). */
+  certificateWait?(): string | undefined;
+  /** ACME's renewal state, for /readyz's serving.acme. */
+  acme?(): Serving['acme'];
   draining(): boolean;
   /** What /readyz says about the berth answering, but its certificate. */
-  readonly serving: Omit<Serving, 'certificate'>;
+  readonly serving: Omit<Serving, 'certificate' | 'acme'>;
 }
 
 /**
@@ -49,10 +55,12 @@ export function createReadiness(sources: ReadinessSources): () => Promise<Readin
   return async () => {
     const upstream = await probeUpstream(sources.upstream, sources.timeoutMs);
     const leaf = sources.certificate();
-    const expired = new Date(leaf.validTo).getTime() <= Date.now();
-    const certificate = { ok: !expired, detail: `${expired ? 'expired' : 'valid until'} ${leaf.validTo}` };
+    const expired = leaf !== undefined && new Date(leaf.validTo).getTime() <= Date.now();
+    const certificate = leaf
+      ? { ok: !expired, detail: `${expired ? 'expired' : 'valid until'} ${leaf.validTo}` }
+      : { ok: false, detail: sources.certificateWait?.() ?? 'waiting for the ACME certificate' };
     const draining = sources.draining() ? { ok: false, detail: 'stopping: waiting for requests in flight' } : { ok: true, detail: 'serving' };
-    return { ready: upstream.ok && certificate.ok && draining.ok, checks: { upstream, certificate, draining }, serving: { ...sources.serving, certificate: leaf.fingerprint256 } };
+    return { ready: upstream.ok && certificate.ok && draining.ok, checks: { upstream, certificate, draining }, serving: { ...sources.serving, certificate: leaf?.fingerprint256 ?? null, ...(sources.acme ? { acme: sources.acme() } : {}) } };
   };
 }
 

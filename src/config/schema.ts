@@ -16,7 +16,11 @@ export type Kind =
   | 'logLevel'
   | 'logFormat'
   | 'workers' // "auto" (one per CPU) or a whole number from 1
-  | 'count'; // a whole number from 0
+  | 'count' // a whole number from 0
+  | 'email' // an e-mail address, optional
+  | 'directoryUrl' // an https URL (path allowed)
+  | 'acmeChallenge' // tls-alpn-01 or http-01
+  | 'text'; // a string, optional
 
 export interface KeySpec {
   /** Dotted path in the YAML file. */
@@ -84,6 +88,51 @@ export const KEYS: readonly KeySpec[] = [
     kind: 'duration',
     default: '12h',
     doc: 'How often the TLS session ticket keys are replaced (shared by all workers), so that one leaked key exposes at most that long of resumed sessions. A client whose ticket is older makes a full handshake. 0 = keep one set for the life of the process.',
+  },
+  {
+    path: 'acme.email',
+    kind: 'email',
+    default: null,
+    flag: 'acme-email',
+    doc: 'Set to get and renew the certificate automatically from an ACME CA (Let\'s Encrypt by default) for acme.names; the CA\'s account is registered with this address. Not together with tls.cert/tls.key. Certificates and keys are kept in tls.dir/acme.',
+  },
+  {
+    path: 'acme.directory',
+    kind: 'directoryUrl',
+    default: 'https://acme-v02.api.letsencrypt.org/directory',
+    flag: 'acme-directory',
+    doc: 'The ACME CA\'s directory URL. Let\'s Encrypt\'s staging CA, for trying a setup without its rate limits: https://acme-staging-v02.api.letsencrypt.org/directory.',
+  },
+  {
+    path: 'acme.names',
+    kind: 'nameList',
+    default: [],
+    doc: 'The names on the ACME certificate. Empty (default): publicOrigin\'s host and serverNames. Wildcards and IP addresses are refused (they need DNS-01, which berth does not do).',
+  },
+  {
+    path: 'acme.challenge',
+    kind: 'acmeChallenge',
+    default: 'tls-alpn-01',
+    flag: 'acme-challenge',
+    doc: 'How the CA checks that berth answers for the names: tls-alpn-01 (on the https listener, which the CA reaches on port 443) or http-01 (on the plain-HTTP listener, http.listen, which the CA reaches on port 80).',
+  },
+  {
+    path: 'acme.ca',
+    kind: 'path',
+    default: null,
+    doc: 'PEM file of extra root certificates to trust for the ACME directory, for a private ACME CA (step-ca, Pebble); the system\'s roots are trusted as well.',
+  },
+  {
+    path: 'acme.eab.kid',
+    kind: 'text',
+    default: null,
+    doc: 'External Account Binding key id, for CAs that require one (ZeroSSL, Google, some private CAs); set with acme.eab.hmacKey.',
+  },
+  {
+    path: 'acme.eab.hmacKey',
+    kind: 'text',
+    default: null,
+    doc: 'External Account Binding MAC key (base64url), as the CA gives it.',
   },
   {
     path: 'serverNames',

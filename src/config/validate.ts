@@ -37,6 +37,21 @@ export interface Config {
   readonly log: { readonly level: LogLevel; readonly format: LogFormat };
   /** Serving processes; 1 = no workers. */
   readonly workers: number;
+  /** Automatic certificates (tls/acme/); unset when acme.email is. */
+  readonly acme: AcmeSettings | undefined;
+}
+
+export type AcmeChallenge = 'tls-alpn-01' | 'http-01';
+
+export interface AcmeSettings {
+  readonly email: string;
+  readonly directory: URL;
+  /** The names on the certificate: acme.names, or publicOrigin's host and serverNames. */
+  readonly names: readonly string[];
+  readonly challenge: AcmeChallenge;
+  /** Extra roots (a PEM file) for the directory's https. */
+  readonly ca: string | undefined;
+  readonly eab: { readonly kid: string; readonly hmacKey: string } | undefined;
 }
 
 /** A raw value and where it came from, so an error can say which line to fix. */
@@ -59,6 +74,7 @@ export class ConfigError extends Error {
 
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 const LOG_FORMATS: readonly LogFormat[] = ['json', 'pretty'];
+const ACME_CHALLENGES: readonly AcmeChallenge[] = ['tls-alpn-01', 'http-01'];
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 function show(value: unknown): string {
@@ -154,6 +170,26 @@ function parseKey(spec: KeySpec, value: unknown): unknown {
       return parseEnum(value, LOG_FORMATS);
     case 'workers':
       return parseWorkers(value);
+    case 'email':
+      if (value === null || value === undefined || value === '') return undefined;
+      if (typeof value === 'string' && /^[^\s@<>]+@[^\s@<>]+\.[^\s@<>]+$/.test(value)) return value;
+      throw new Error(`expected an e-mail address, got ${show(value)}`);
+    case 'directoryUrl': {
+      let url: URL | undefined;
+      try {
+        url = typeof value === 'string' ? new URL(value) : undefined;
+      } catch {
+        url = undefined;
+      }
+      if (url?.protocol === 'https:' && !url.username && !url.password) return url;
+      throw new Error(`expected an https URL (an ACME directory), got ${show(value)}`);
+    }
+    case 'acmeChallenge':
+      return parseEnum(value, ACME_CHALLENGES);
+    case 'text':
+      if (value === null || value === undefined) return undefined;
+      if (typeof value === 'string' && value.trim() !== '') return value.trim();
+      throw new Error(`expected a string, got ${show(value)}`);
     case 'count': {
       const n = typeof value === 'string' && /^\s*\d+\s*$/.test(value) ? Number(value) : value;
       if (typeof n === 'number' && Number.isSafeInteger(n) && n >= 0) return n;
@@ -220,6 +256,7 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
   for (const path of ['timeouts.handshake', 'timeouts.headers', 'timeouts.upstreamConnect', 'timeouts.keepAlive']) {
     if (get<number>(path) === 0) throw new ConfigError(path, 'expected a duration above 0');
   }
+  const acme = acmeSettings(get, values);
   return Object.freeze({
     listen: Object.freeze(get<Config['listen']>('listen')),
     upstream: get<URL>('upstream'),
@@ -247,8 +284,53 @@ export function buildConfig(layers: readonly Map<string, Raw>[]): Config {
     admin: Object.freeze({ listen: get<Config['admin']['listen']>('admin.listen') }),
     log: Object.freeze({ level: get<LogLevel>('log.level'), format: get<LogFormat>('log.format') }),
     workers: get<number>('workers'),
+    acme,
   });
 }
+
+/**
+ * The acme.* settings, checked together: on only with acme.email; not with certificate
+ * files; names a CA can validate over HTTP or TLS-ALPN (no wildcards, no IP addresses);
+ * http-01 only with the plain-HTTP listener.
+ */
+function acmeSettings(get: <T>(path: string) => T, values: ReadonlyMap<string, unknown>): AcmeSettings | undefined {
+  const email = get<string | undefined>('acme.email');
+  if (email === undefined) {
+    const spec = KEYS.filter((k) => k.path.startsWith('acme.') && k.path !== 'acme.email');
+    const set = spec.find((k) => JSON.stringify(toPlain(values.get(k.path))) !== JSON.stringify(toPlain(parseKey(k, k.default))));
+    if (set) throw new ConfigError(set.path, 'is set but acme.email is not: automatic certificates are on only with acme.email');
+    return undefined;
+  }
+  if (get<string | undefined>('tls.cert') !== undefined) {
+    throw new ConfigError('acme.email', 'not together with tls.cert and tls.key: the certificate comes either from those files or from ACME; unset one or the other');
+  }
+  const publicOrigin = get<URL | undefined>('publicOrigin');
+  const configured = get<string[]>('acme.names');
+  const names = configured.length > 0 ? configured : [...new Set([...(publicOrigin ? [publicOrigin.hostname] : []), ...get<string[]>('serverNames')])];
+  if (names.length === 0) throw new ConfigError('acme.names', 'no names to get a certificate for: set publicOrigin (or serverNames, or acme.names)');
+  for (const name of names) {
+    if (name.startsWith('*.')) throw new ConfigError('acme.names', `${name} is a wildcard: a CA issues wildcards only through DNS-01, which berth does not do; name each host`);
+    if (net.isIP(name.replace(/^\[(.*)\]$/, '$1')) !== 0) throw new ConfigError('acme.names', `${name} is an IP address: berth gets certificates for DNS names only`);
+    if (!name.includes('.')) throw new ConfigError('acme.names', `${name} is not a public DNS name: a CA can only validate names it can resolve`);
+  }
+  const challenge = get<AcmeChallenge>('acme.challenge');
+  if (challenge === 'http-01' && get<unknown>('http.listen') === undefined) {
+    throw new ConfigError('acme.challenge', 'http-01 needs the plain-HTTP listener: set http.listen (e.g. ":80"; the CA connects to port 80 of each name)');
+  }
+  const kid = get<string | undefined>('acme.eab.kid');
+  const hmacKey = get<string | undefined>('acme.eab.hmacKey');
+  if ((kid === undefined) !== (hmacKey === undefined)) throw new ConfigError(kid === undefined ? 'acme.eab.kid' : 'acme.eab.hmacKey', 'acme.eab.kid and acme.eab.hmacKey must be set together');
+  return Object.freeze({
+    email,
+    directory: get<URL>('acme.directory'),
+    names: Object.freeze(names),
+    challenge,
+    ca: get<string | undefined>('acme.ca'),
+    eab: kid !== undefined && hmacKey !== undefined ? Object.freeze({ kid, hmacKey }) : undefined,
+  });
+}
+
+const toPlain = (value: unknown): unknown => (value instanceof URL ? value.href : value);
 
 /**
  * Timeouts that are legal but can cut a push: the entry point logs each, and `berth check`

@@ -22,15 +22,44 @@ export interface AcceptOptions {
   readonly admit: (socket: Socket, client: string) => boolean;
   /** The listener's connections: a client a PROXY header names is kept there. */
   readonly connections: Connections;
+  /**
+   * When it returns a function (an ACME TLS-ALPN-01 validation is pending), each admitted
+   * connection's first bytes are shown to it before TLS: it returns undefined to see more,
+   * false to leave the connection to TLS, or a function that takes the connection (its
+   * bytes put back first).
+   */
+  readonly peek?: () => Peek | undefined;
 }
+
+export type Peek = (bytes: Buffer) => ((socket: Socket) => void) | false | undefined;
 
 export function acceptConnections(server: Server, options: AcceptOptions): void {
   // tls.Server starts the handshake from its own 'connection' listener: run it after ours.
   const tlsListeners = server.listeners('connection') as ((socket: Socket) => void)[];
   server.removeAllListeners('connection');
+  const toTls = (socket: Socket): void => {
+    for (const listener of tlsListeners) listener.call(server, socket);
+  };
   const handOver = (socket: Socket, client: string): void => {
     if (!options.admit(socket, client)) return;
-    for (const listener of tlsListeners) listener.call(server, socket);
+    const peek = options.peek?.();
+    if (peek === undefined) return toTls(socket);
+    let seen: Buffer = Buffer.alloc(0);
+    // A client that sends nothing is closed as one that sends no PROXY header would be.
+    const timer = setTimeout(() => socket.destroy(), options.headerTimeout);
+    socket.once('close', () => clearTimeout(timer));
+    const onData = (chunk: Buffer): void => {
+      seen = seen.length === 0 ? chunk : Buffer.concat([seen, chunk]);
+      const take = peek(seen);
+      if (take === undefined) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.pause();
+      socket.unshift(seen);
+      if (take) take(socket);
+      else toTls(socket);
+    };
+    socket.on('data', onData);
   };
 
   server.on('connection', (socket: Socket) => {

@@ -17,6 +17,7 @@ import type { TlsMaterial } from '../tls/material.js';
 import { TLS_PROFILE } from '../tls/profile.js';
 import type { TicketKeySource } from '../tls/ticketKeys.js';
 import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
+import { Challenges } from '../tls/acme/challenges.js';
 import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer, limitRequestsPerConnection } from './https.js';
 import { proxySettingsOf, servedNames } from './settings.js';
@@ -50,8 +51,12 @@ export interface Berth {
    * were applied, and which changed but take a restart.
    */
   reconfigure(next: Config): { applied: string[]; restart: string[] };
-  /** The leaf in service for new connections. */
-  certificate(): crypto.X509Certificate;
+  /** The leaf in service for new connections; undefined while ACME has issued none yet. */
+  certificate(): crypto.X509Certificate | undefined;
+  /** Puts a certificate into service for new connections (ACME: a new one issued). */
+  useCertificate(pair: { readonly cert: string; readonly key: string }): void;
+  /** ACME challenges this process answers (acme.* set). */
+  readonly challenges: Challenges | undefined;
   /** This process's metrics (requests, bytes, connections, handshakes, runtime). */
   readonly registry: client.Registry;
 }
@@ -117,7 +122,8 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   server.on('error', (err) => logger.error({ err }, 'listener error'));
   const address = server.address() as AddressInfo;
   let redirect: http.Server | undefined;
-  const redirectOptions: RedirectOptions = { config, httpsPort: address.port, logger, names: servedNames(config) };
+  const challenges = config.acme ? new Challenges() : undefined;
+  const redirectOptions: RedirectOptions = { config, httpsPort: address.port, logger, names: servedNames(config), ...(challenges ? { challenges } : {}) };
   if (config.http.listen) {
     redirect = createRedirectServer(redirectOptions);
     await listen(redirect, config.http.listen).catch((err: unknown) => {
@@ -127,7 +133,10 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     redirect.on('error', (err) => logger.error({ err }, 'http listener error'));
   }
 
-  const certificate = config.tls.cert !== undefined && config.tls.key !== undefined ? watchTls(server, config.tls.cert, config.tls.key, tls, logger, () => namesClientsUse(applied)) : undefined;
+  const certificate =
+    config.tls.cert !== undefined && config.tls.key !== undefined && tls.cert !== undefined && tls.key !== undefined
+      ? watchTls(server, config.tls.cert, config.tls.key, { cert: tls.cert, key: tls.key }, logger, () => namesClientsUse(applied))
+      : undefined;
   server.on('secureConnection', (socket: tls.TLSSocket) => {
     metrics.tlsHandshake(socket.getProtocol() ?? 'unknown', socket.isSessionReused());
     metrics.connectionOpened();
@@ -135,8 +144,16 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   });
   server.on('tlsClientError', () => metrics.tlsHandshakeFailed());
   const counter = connectionCounter(connectionCaps(config, logger), refusalReporter(metrics, logger), config.timeouts.handshake + Math.min(config.timeouts.headers, 10_000), connections);
-  acceptConnections(server, { proxyFrom: config.proxyProtocol.from, headerTimeout: config.timeouts.headers, logger, admit: counter.admit, connections });
-  const startLeaf = new crypto.X509Certificate(tls.cert);
+  acceptConnections(server, {
+    proxyFrom: config.proxyProtocol.from,
+    headerTimeout: config.timeouts.headers,
+    logger,
+    admit: counter.admit,
+    connections,
+    ...(challenges ? { peek: () => challenges.peeker() } : {}),
+  });
+  /** The leaf in service when it does not come from watched files (development, ACME). */
+  let leaf = tls.cert === undefined ? undefined : new crypto.X509Certificate(tls.cert);
   /** The settings in service: those berth started with, and the live ones reloaded since. */
   let applied = config;
   const drain = createDrain({ server, inFlight, logger, grace: config.shutdown.grace });
@@ -170,7 +187,8 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
         redirectOptions.names = servedNames(next);
       }
       // New names, the certificate in service: warned about as at start.
-      if (live.includes('serverNames')) warnUncovered(logger, certificate?.current() ?? startLeaf, namesClientsUse(next));
+      const inService = certificate?.current() ?? leaf;
+      if (live.includes('serverNames') && inService) warnUncovered(logger, inService, namesClientsUse(next));
       if (live.includes('timeouts.clientIdle')) clientIdle.setLimit(next.timeouts.clientIdle);
       if (live.includes('timeouts.keepAlive')) {
         server.keepAliveTimeout = next.timeouts.keepAlive;
@@ -191,10 +209,15 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
       return { applied: live, restart: changedSettings(config, next).filter((path) => !LIVE_SETTINGS.has(path)) };
     },
     registry,
-    certificate: () => certificate?.current() ?? startLeaf,
+    certificate: () => certificate?.current() ?? leaf,
+    useCertificate(pair) {
+      server.setSecureContext({ ...TLS_PROFILE, cert: pair.cert, key: pair.key, ticketKeys: server.getTicketKeys() });
+      leaf = new crypto.X509Certificate(pair.cert);
+    },
+    challenges,
     reloadCertificate(reason) {
       if (certificate) certificate.reload(reason, true);
-      else logger.info({ reason }, 'no tls.cert configured: the development certificate is not reloaded');
+      else logger.info({ reason }, tls.source === 'acme' ? 'the certificate comes from ACME: nothing to reload from files' : 'no tls.cert configured: the development certificate is not reloaded');
     },
   };
 }
@@ -203,7 +226,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
  * New pairs go to new connections through setSecureContext. The session ticket keys are
  * carried over, so sessions issued before a reload still resume (on every worker).
  */
-function watchTls(server: https.Server, certFile: string, keyFile: string, current: TlsMaterial, logger: Logger, names: () => readonly string[]): CertificateWatch {
+function watchTls(server: https.Server, certFile: string, keyFile: string, current: { cert: string; key: string }, logger: Logger, names: () => readonly string[]): CertificateWatch {
   return watchCertificate({
     certFile,
     keyFile,

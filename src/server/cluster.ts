@@ -10,6 +10,7 @@ import type { Config } from '../config/validate.js';
 import { ENV_WORKER_TLS_PORT } from '../config/schema.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { isTicketKeysRequest, rotateTicketKeys, ticketKeysFromPrimary, ticketKeysMessage } from '../tls/ticketKeys.js';
+import { acmeFromPrimary, AcmeForWorkers } from './acme.js';
 import { startBerth } from './berth.js';
 import { exitAfterFlush, logServing, reloadOnHangup, reloadSettings, stopOnSignals, type SettingsSource } from './lifecycle.js';
 import { watchConfigFile } from '../config/watch.js';
@@ -96,14 +97,16 @@ const RELOAD_SETTINGS = { type: 'berth:reload-settings' } as const;
 
 /**
  * The certificate the workers serve, as the primary's readiness and expiry metric see it:
- * the same files and checks as the workers' reloads, without their log lines.
+ * the same files and checks as the workers' reloads, without their log lines; or what the
+ * primary's ACME manager issued.
  */
-function servedCertificate(config: Config, tls: TlsMaterial, logger: Logger): () => crypto.X509Certificate {
-  if (config.tls.cert === undefined || config.tls.key === undefined) {
-    const leaf = new crypto.X509Certificate(tls.cert);
+function servedCertificate(config: Config, tls: TlsMaterial, logger: Logger, acme: AcmeForWorkers | undefined): () => crypto.X509Certificate | undefined {
+  if (acme) return () => acme.manager.status().leaf;
+  if (config.tls.cert === undefined || config.tls.key === undefined || tls.cert === undefined || tls.key === undefined) {
+    const leaf = tls.cert === undefined ? undefined : new crypto.X509Certificate(tls.cert);
     return () => leaf;
   }
-  const watch = watchCertificate({ certFile: config.tls.cert, keyFile: config.tls.key, current: tls, apply: () => undefined, logger: logger.child({}, { level: 'silent' }) });
+  const watch = watchCertificate({ certFile: config.tls.cert, keyFile: config.tls.key, current: { cert: tls.cert, key: tls.key }, apply: () => undefined, logger: logger.child({}, { level: 'silent' }) });
   process.on('SIGHUP', () => watch.reload('SIGHUP'));
   return () => watch.current();
 }
@@ -120,8 +123,16 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
   let announced = false;
   let stopping = false;
   // The admin listener lives here, summing the workers' metrics.
-  const certificate = servedCertificate(config, tls, logger);
-  const admin = await startAdminListener(config, logger, { registry: new client.Registry(), gathered: workerMetricsText, certificate, draining: () => stopping });
+  // ACME orders and renews here; the workers get what it issues (server/acme.ts).
+  const acme = config.acme ? new AcmeForWorkers(config, logger, () => live.values()) : undefined;
+  const certificate = servedCertificate(config, tls, logger, acme);
+  const admin = await startAdminListener(config, logger, {
+    registry: new client.Registry(),
+    gathered: workerMetricsText,
+    certificate,
+    ...(acme ? { acme: () => acme.manager.status() } : {}),
+    draining: () => stopping,
+  });
   /** A worker cut requests (grace period over, second signal) or died while stopping. */
   let cutShort = false;
 
@@ -135,6 +146,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
     const worker = cluster.fork(REUSE_PORT ? { [ENV_WORKER_TLS_PORT]: String(port ?? 0) } : {});
     live.set(worker.id, worker);
     worker.on('message', (message: unknown) => {
+      acme?.onMessage(worker, message);
       if (isTicketKeysRequest(message)) return void worker.send(ticketKeysMessage(ticketKeys.current()));
       if (!isListening(message)) return;
       listening.add(worker.id);
@@ -144,6 +156,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
       }
       if (!announced && listening.size >= config.workers) {
         announced = true;
+        acme?.manager.begin();
         logServing(logger, config, message.address, tls, admin?.address, message.httpAddress);
       }
     });
@@ -156,6 +169,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
   });
 
   cluster.on('exit', (worker, code, signal) => {
+    acme?.onExit(worker);
     const served = listening.delete(worker.id);
     live.delete(worker.id);
     if (stopping) {
@@ -195,6 +209,7 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
     }
     stopping = true;
     ticketKeys.stop();
+    acme?.manager.stop();
     for (const timer of pending) clearTimeout(timer);
     pending.clear();
     if (live.size === 0) {
@@ -237,13 +252,15 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
 
 /** A worker: the same config as the primary (same argv and environment). */
 export async function runWorker(config: Config, logger: Logger, source?: SettingsSource): Promise<void> {
-  const tls = await loadTlsMaterial(config, undefined);
+  const acme = config.acme ? await acmeFromPrimary() : undefined;
+  const tls: TlsMaterial = acme ? { source: 'acme', cert: acme.pair?.cert, key: acme.pair?.key } : await loadTlsMaterial(config, undefined);
   // Set by a primary that shares the port with SO_REUSEPORT (0: this worker picks it).
   const given = process.env[ENV_WORKER_TLS_PORT];
   const port = Number(given ?? NaN);
   const own = given !== undefined && Number.isInteger(port) && port >= 0;
   const served = (settings: Config): Config => (own && settings.listen.port === config.listen.port ? { ...settings, listen: Object.freeze({ ...settings.listen, port }) } : settings);
   const berth = await startBerth(served(config), tls, logger, { ticketKeys: await ticketKeysFromPrimary(logger), reusePort: own });
+  acme?.serve(berth);
   answerMetricRequests(berth.registry);
   process.on('SIGINT', () => undefined); // see the primary's relay
   stopOnSignals(berth, logger, ['SIGTERM']);

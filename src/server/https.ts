@@ -13,8 +13,9 @@ import type { TicketKeySource } from '../tls/ticketKeys.js';
 
 export interface HttpsServerOptions {
   readonly config: Config;
-  readonly cert: string;
-  readonly key: string;
+  /** Unset while ACME has issued none: handshakes fail until one is put into service. */
+  readonly cert: string | undefined;
+  readonly key: string | undefined;
   readonly logger: Logger;
   readonly handler: http.RequestListener;
   /** timeouts.clientIdle and its exception for requests waiting on the upstream. */
@@ -44,8 +45,7 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
   const server = https.createServer(
     {
       ...TLS_PROFILE,
-      cert: options.cert,
-      key: options.key,
+      ...(options.cert !== undefined && options.key !== undefined ? { cert: options.cert, key: options.key } : {}),
       ...(options.ticketKeys ? { ticketKeys: options.ticketKeys.current() } : {}),
       requestTimeout: 0,
       ...headerTimeout(config.timeouts.headers),

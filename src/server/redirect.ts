@@ -5,6 +5,7 @@ import { headerTimeout } from '../net/headerTimeout.js';
 import { closeOnceBodyIn } from '../net/linger.js';
 import { HOST, type NameSet } from '../net/names.js';
 import { ProxyError, isRegistryPath, sendError } from '../proxy/errors.js';
+import type { Challenges } from '../tls/acme/challenges.js';
 
 export interface RedirectOptions {
   readonly config: Config;
@@ -13,10 +14,12 @@ export interface RedirectOptions {
   readonly logger: Logger;
   /** The served names, when enforced; replaced when serverNames are reloaded (Berth.reconfigure). */
   names: NameSet | undefined;
+  /** ACME HTTP-01 challenges being answered (acme.challenge http-01): each is answered here, never redirected. */
+  readonly challenges?: Challenges;
 }
 
 /**
- * The optional plain-HTTP listener. Everything is redirected to https with 308 (method
+ * The optional plain-HTTP listener. ACME HTTP-01 validations are answered; everything else is redirected to https with 308 (method
  * and body kept, as clients that follow it must), to the public origin when one is
  * configured, else to the host the client asked for on berth's https port. Under /v2/
  * registry clients get a registry error instead: none of them replays an upload body
@@ -29,6 +32,11 @@ export function createRedirectServer(options: RedirectOptions): http.Server {
     { ...headerTimeout(config.timeouts.headers), keepAliveTimeout: config.timeouts.keepAlive, requestTimeout: config.timeouts.headers, insecureHTTPParser: false },
     (req, res) => {
       const url = req.url ?? '/';
+      const keyAuthorization = options.challenges?.httpAnswer(url);
+      if (keyAuthorization !== undefined) {
+        closeOnceBodyIn(req, res);
+        return void res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': Buffer.byteLength(keyAuthorization) }).end(keyAuthorization);
+      }
       const hostMatch = HOST.exec(req.headers.host ?? '');
       // berth's own answers (sendError) close the connection once the request body is in.
       if (options.names && !(hostMatch && options.names.matches(hostMatch[1]!))) return sendError(req, res, new ProxyError('misdirected'));

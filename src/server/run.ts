@@ -2,7 +2,8 @@ import cluster from 'node:cluster';
 import type { Logger } from 'pino';
 import { startAdminListener } from '../admin/start.js';
 import { warnings, type Config } from '../config/validate.js';
-import { loadTlsMaterial } from '../tls/material.js';
+import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
+import { acmeInProcess } from './acme.js';
 import { rotateTicketKeys } from '../tls/ticketKeys.js';
 import { startBerth } from './berth.js';
 import { runPrimary, runWorker } from './cluster.js';
@@ -21,8 +22,16 @@ export async function run(config: Config, logger: Logger, source?: SettingsSourc
   // After the certificate: a setup that cannot start says only why.
   for (const warning of warnings(config)) logger.warn(warning);
   if (config.workers > 1) return runPrimary(config, tls, logger, source);
-  const berth = await startBerth(config, tls, logger, { ticketKeys: rotateTicketKeys(config.tls.ticketKeyRotation, logger) });
-  const admin = await startAdminListener(config, logger, { registry: berth.registry, certificate: () => berth.certificate(), draining: () => berth.draining });
+  const acme = config.acme ? acmeInProcess(config, logger) : undefined;
+  const material: TlsMaterial = acme ? { ...tls, cert: acme.stored?.cert, key: acme.stored?.key } : tls;
+  const berth = await startBerth(config, material, logger, { ticketKeys: rotateTicketKeys(config.tls.ticketKeyRotation, logger) });
+  acme?.serve(berth);
+  const admin = await startAdminListener(config, logger, {
+    registry: berth.registry,
+    certificate: () => berth.certificate(),
+    ...(acme ? { acme: () => acme.manager.status() } : {}),
+    draining: () => berth.draining,
+  });
   logServing(logger, config, berth.address, tls, admin?.address, berth.httpAddress);
   stopOnSignals(berth, logger);
   reloadOnHangup(berth, logger, source);

@@ -43,7 +43,7 @@ export async function startTestBerth(t: Test, settings: Record<string, unknown>,
     },
   });
   const logger = createLogger({ level: 'info', format: 'json' }, sink);
-  const berth = await startBerth(config, { cert: pki.cert, key: pki.key, ...options }, logger);
+  const berth = await startBerth(config, { source: options.devCa ? 'development' : 'files', cert: pki.cert, key: pki.key, ...options }, logger);
   t.teardown(() => {
     berth.server.closeAllConnections();
     return berth.close();

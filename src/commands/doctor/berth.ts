@@ -5,6 +5,7 @@ import path from 'node:path';
 import type { Serving } from '../../admin/readiness.js';
 import { describeListen, type Config } from '../../config/validate.js';
 import { DEV_FILES } from '../../tls/devCert.js';
+import { AcmeStore } from '../../tls/acme/store.js';
 import type { Finding } from './findings.js';
 import { API_VERSION, asClient, localAddress, type DoctorContext } from './context.js';
 import { errorCode, send, type Endpoint, type Reply } from './probe.js';
@@ -123,10 +124,12 @@ function readyAs(config: Config, body: string, found: (level: Finding['level'], 
   compare('upstream', serving.upstream, config.upstream.origin);
   compare('listen', serving.listen, describeListen(config.listen));
   compare('publicOrigin', serving.publicOrigin ?? 'unset', config.publicOrigin?.origin ?? 'unset');
-  const file = config.tls.cert ?? path.join(config.tls.dir, DEV_FILES.cert);
-  const leaf = fileLeaf(file);
+  const acme = config.acme ? new AcmeStore(config.tls.dir, config.acme.directory) : undefined;
+  const file = acme ? acme.dir : (config.tls.cert ?? path.join(config.tls.dir, DEV_FILES.cert));
+  const leaf = acme && config.acme ? acme.certificate(config.acme.names)?.leaf : fileLeaf(file);
   if (leaf !== undefined && leaf.fingerprint256 !== serving.certificate) differs.push(`a certificate other than the one in ${file}`);
-  if (differs.length === 0) return found('ok', `ready: ${who}, upstream ${serving.upstream}, listen ${serving.listen}`);
+  const renewal = serving.acme ? `; ACME: next renewal ${serving.acme.nextRenewal ?? 'not scheduled'}${serving.acme.lastError ? `, last error: ${serving.acme.lastError}` : ''}` : '';
+  if (differs.length === 0) return found(serving.acme?.lastError ? 'warning' : 'ok', `ready: ${who}, upstream ${serving.upstream}, listen ${serving.listen}${renewal}`);
   return found('warning', `${who} is ready, but serves ${differs.join('; ')}`, {
     cause: 'the settings checked are not those of the berth running (other flags or variables, another config file), or the certificate files changed and berth has not reloaded them yet',
     fix: 'berth check --as-running checks the running berth\'s own settings; restart berth to apply new ones; kill -HUP reloads the certificate files',

@@ -30,6 +30,7 @@ export const FINDING_IDS = [
   'config',
   'berth-settings',
   'tls-files',
+  'tls-acme',
   'tls-chain',
   'tls-expiry',
   'tls-names',

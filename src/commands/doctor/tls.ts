@@ -5,6 +5,8 @@ import tls from 'node:tls';
 import { namesClientsUse, type Config } from '../../config/validate.js';
 import { DEV_FILES } from '../../tls/devCert.js';
 import { loadPair, uncoveredNames } from '../../tls/files.js';
+import { renewalTime } from '../../tls/acme/manager.js';
+import { AcmeStore } from '../../tls/acme/store.js';
 import type { Finding } from './findings.js';
 
 const DAY = 86_400_000;
@@ -33,7 +35,25 @@ export function tlsFindings(config: Config, caFile: string | undefined, now = Da
   const findings: Finding[] = [];
   let chain: crypto.X509Certificate[];
   let devCa: string | undefined;
-  if (config.tls.cert === undefined || config.tls.key === undefined) {
+  if (config.acme) {
+    const { directory, names, challenge } = config.acme;
+    const store = new AcmeStore(config.tls.dir, directory);
+    const stored = store.certificate(names);
+    const from = `certificates from ACME (${directory.href}) for ${names.join(', ')} by ${challenge}`;
+    if (!stored) {
+      findings.push({
+        id: 'tls-acme',
+        area: 'tls',
+        level: 'warning',
+        detail: `${from}; none stored in ${store.dir} yet: berth orders one when it starts, and handshakes for these names fail until it is issued`,
+        fix: challenge === 'http-01' ? 'the CA must reach port 80 of each name, and it must lead to http.listen' : 'the CA must reach port 443 of each name, and it must lead to berth\'s https listener',
+      });
+      return findings;
+    }
+    const renewal = renewalTime(stored.leaf, () => 0);
+    findings.push({ id: 'tls-acme', area: 'tls', level: 'ok', detail: `${from}; stored: serial ${stored.leaf.serialNumber}, valid until ${stored.leaf.validTo}, renewed from about ${renewal.toISOString()}` });
+    chain = parseChain(stored.cert);
+  } else if (config.tls.cert === undefined || config.tls.key === undefined) {
     const file = path.join(config.tls.dir, DEV_FILES.cert);
     devCa = path.join(config.tls.dir, DEV_FILES.caCert);
     if (!fs.existsSync(file)) {

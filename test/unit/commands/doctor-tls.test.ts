@@ -84,3 +84,21 @@ t.test('expiry: ok with 90 days left, a warning under 14, with the fix', async (
   t.match(e.detail, /\((4|5) days\)/);
   t.match(e.fix, 'renew it now');
 });
+
+t.test('ACME: where the certificate comes from, what is stored and when it renews; none stored yet is a warning saying what the CA needs', async (t) => {
+  const { AcmeStore } = await import('../../../src/tls/acme/store.js');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-doctor-acme-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const config = buildConfig([fromEnv({ BERTH_TLS_DIR: dir, BERTH_PUBLIC_ORIGIN: 'https://registry.example.com', BERTH_ACME_EMAIL: 'ops@example.com' }, [])]);
+  const none = tlsFindings(config, undefined);
+  t.match(none, [{ id: 'tls-acme', level: 'warning', detail: /^certificates from ACME \(https:\/\/acme-v02\.api\.letsencrypt\.org\/directory\) for registry\.example\.com by tls-alpn-01; none stored in .* yet: berth orders one when it starts/, fix: /port 443/ }]);
+  t.equal(none.length, 1, 'nothing else to check yet');
+
+  const p = await pki();
+  new AcmeStore(dir, config.acme!.directory).saveCertificate(['registry.example.com'], `${p.leaf.trim()}\n${p.intermediate.trim()}\n`, p.key);
+  fs.writeFileSync(path.join(dir, 'root.crt'), p.root);
+  const stored = tlsFindings(config, path.join(dir, 'root.crt'));
+  t.match(stored[0], { id: 'tls-acme', level: 'ok', detail: /; stored: serial [0-9A-F]+, valid until .*, renewed from about \d{4}-/ });
+  t.ok(stored.some((f) => f.id === 'tls-chain' && f.level === 'ok'), 'then the stored chain is checked as files are');
+  t.ok(stored.some((f) => f.id === 'tls-names' && f.level === 'ok'), 'and the names');
+});

@@ -1,0 +1,236 @@
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import tls from 'node:tls';
+import acme from 'acme-client';
+import type { Logger } from 'pino';
+import type { AcmeSettings } from '../../config/validate.js';
+import type { ChallengeChange } from './challenges.js';
+import { explainFailure } from './problems.js';
+import { AcmeStore } from './store.js';
+
+/** A certificate and its key, as the serving processes put it into service. */
+export interface IssuedPair {
+  readonly cert: string;
+  readonly key: string;
+}
+
+/** Where the manager's results go: every serving process (in one process, or over IPC to the workers). */
+export interface AcmeOutlets {
+  /** Applies a challenge change in every serving process; resolves once each has. */
+  challenge(change: ChallengeChange): Promise<void>;
+  /** Puts a certificate into service in every serving process, for new connections. */
+  certificate(pair: IssuedPair): void;
+}
+
+export interface AcmeStatus {
+  /** Set while no certificate is in service: what berth waits for, and why. */
+  readonly waiting: string | undefined;
+  readonly nextRenewal: Date | undefined;
+  /** The last failure, in the operator's words, with the CA's problem detail; cleared by a success. */
+  readonly lastError: string | undefined;
+  /** The leaf in service. */
+  readonly leaf: crypto.X509Certificate | undefined;
+}
+
+/** Retries after a failure: from a minute, doubling, up to six hours; never a tight loop. */
+export const BACKOFF_FIRST_MS = 60_000;
+export const BACKOFF_MAX_MS = 6 * 3_600_000;
+/** setTimeout holds at most ~24.8 days: longer waits are taken in steps. */
+const LONGEST_TIMER_MS = 86_400_000;
+
+/**
+ * When to renew: once a third of the certificate's lifetime is left (whatever the CA's
+ * lifetime: 90 days today, 64 and 45 as Let's Encrypt shortens them), less a random part
+ * of up to a thirtieth of it, so that replicas and restarts spread their orders.
+ */
+export function renewalTime(leaf: crypto.X509Certificate, random: () => number = Math.random): Date {
+  const from = new Date(leaf.validFrom).getTime();
+  const to = new Date(leaf.validTo).getTime();
+  const lifetime = Math.max(0, to - from);
+  return new Date(from + (lifetime * 2) / 3 - random() * (lifetime / 30));
+}
+
+/** The wait before retry `attempt` (1 = the first retry), with ±10% jitter. */
+export function backoff(attempt: number, random: () => number = Math.random): number {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_FIRST_MS * 2 ** Math.max(0, attempt - 1));
+  return Math.round(base * (0.9 + 0.2 * random()));
+}
+
+/**
+ * Gets and renews the certificate for acme.names, in the one process that does it (the
+ * single berth process, or a cluster's primary). A stored certificate that still covers
+ * the names is served at once and nothing is ordered until its renewal time. Orders,
+ * challenges and failures are logged; a failure keeps the certificate in service and is
+ * retried with backoff.
+ */
+export class AcmeManager {
+  readonly #settings: AcmeSettings;
+  readonly #store: AcmeStore;
+  readonly #logger: Logger;
+  readonly #outlets: AcmeOutlets;
+  #timer: NodeJS.Timeout | undefined;
+  #stopped = false;
+  #failures = 0;
+  #leaf: crypto.X509Certificate | undefined;
+  #waiting: string | undefined;
+  #nextRenewal: Date | undefined;
+  #lastError: string | undefined;
+  readonly #agent: https.Agent;
+
+  constructor(settings: AcmeSettings, tlsDir: string, logger: Logger, outlets: AcmeOutlets) {
+    this.#settings = settings;
+    this.#store = new AcmeStore(tlsDir, settings.directory);
+    this.#logger = logger.child({ acme: settings.directory.host });
+    this.#outlets = outlets;
+    // The directory's https: the system roots, and the extra ones of a private CA.
+    this.#agent = new https.Agent({ keepAlive: true, ...(settings.ca !== undefined ? { ca: [...tls.rootCertificates, fs.readFileSync(settings.ca, 'utf8')] } : {}) });
+    acme.axios.defaults.httpsAgent = this.#agent;
+    acme.setLogger((message: string) => this.#logger.trace({ acmeClient: message }, 'acme-client'));
+    // No retries inside the library (up to 75 s per request): a failed order is retried by
+    // berth's own backoff, and said at once.
+    (acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
+  }
+
+  /** The stored certificate, when it covers the names and has not expired: served at once, nothing ordered before its renewal time. */
+  stored(): IssuedPair | undefined {
+    const stored = this.#store.certificate(this.#settings.names);
+    if (!stored || !covers(stored.leaf, this.#settings.names) || new Date(stored.leaf.validTo).getTime() <= Date.now()) return undefined;
+    this.#leaf = stored.leaf;
+    this.#logger.info({ names: this.#settings.names, serial: stored.leaf.serialNumber, validTo: stored.leaf.validTo, dir: this.#store.dir }, 'ACME certificate loaded from tls.dir');
+    return { cert: stored.cert, key: stored.key };
+  }
+
+  /** Schedules the renewal of the stored certificate, or orders the first one now; call once berth listens. */
+  begin(): void {
+    if (this.#leaf) return this.#schedule(renewalTime(this.#leaf));
+    this.#waiting = `ordering a certificate for ${this.#settings.names.join(', ')} from ${this.#settings.directory.href} (${this.#settings.challenge})`;
+    this.#logger.info({ names: this.#settings.names, challenge: this.#settings.challenge, directory: this.#settings.directory.href }, 'no ACME certificate yet: ordering one; handshakes for these names fail until it is issued');
+    this.#schedule(new Date());
+  }
+
+  status(): AcmeStatus {
+    return { waiting: this.#waiting === undefined ? undefined : `waiting for the ACME certificate: ${this.#waiting}`, nextRenewal: this.#nextRenewal, lastError: this.#lastError, leaf: this.#leaf };
+  }
+
+  stop(): void {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+  }
+
+  #schedule(at: Date): void {
+    if (this.#stopped) return;
+    clearTimeout(this.#timer);
+    this.#nextRenewal = at;
+    const wait = Math.max(0, at.getTime() - Date.now());
+    this.#timer = setTimeout(() => (wait > LONGEST_TIMER_MS ? this.#schedule(at) : void this.#renew()), Math.min(wait, LONGEST_TIMER_MS));
+    this.#timer.unref();
+  }
+
+  async #renew(): Promise<void> {
+    const started = Date.now();
+    try {
+      const pair = await this.#order();
+      const leaf = new crypto.X509Certificate(pair.cert);
+      this.#store.saveCertificate(this.#settings.names, pair.cert, pair.key);
+      this.#outlets.certificate(pair);
+      this.#leaf = leaf;
+      this.#waiting = undefined;
+      this.#lastError = undefined;
+      this.#failures = 0;
+      const next = renewalTime(leaf);
+      this.#logger.info({ names: this.#settings.names, serial: leaf.serialNumber, validTo: leaf.validTo, renewAt: next.toISOString(), tookMs: Date.now() - started }, 'ACME certificate issued and in service');
+      this.#schedule(next);
+    } catch (err) {
+      this.#failures++;
+      const explained = explainFailure(err, this.#settings);
+      const retry = backoff(this.#failures);
+      this.#lastError = explained.message;
+      if (this.#leaf === undefined) this.#waiting = explained.message;
+      this.#logger.error(
+        { names: this.#settings.names, attempt: this.#failures, retryIn: `${Math.round(retry / 1000)}s`, problem: explained.problem, keeping: this.#leaf ? this.#leaf.serialNumber : 'none' },
+        `ACME order failed: ${explained.message}`,
+      );
+      this.#schedule(new Date(Date.now() + retry));
+    }
+  }
+
+  /** One order, start to finish: account, authorizations answered, CSR, certificate. */
+  async #order(): Promise<IssuedPair> {
+    const { names, challenge: type, email, eab } = this.#settings;
+    // The library loses a network error's code (it reports a TypeError): ask once ourselves.
+    await reachDirectory(this.#settings.directory, this.#agent);
+    const accountKey = this.#store.accountKey(newEcdsaKey);
+    const accountUrl = this.#store.accountUrl();
+    const client = new acme.Client({
+      directoryUrl: this.#settings.directory.href,
+      accountKey,
+      // Polls for a challenge's or an order's status: from a second, up to 10 s apart.
+      backoffAttempts: 12,
+      backoffMin: 1000,
+      backoffMax: 10_000,
+      ...(accountUrl ? { accountUrl } : {}),
+      ...(eab ? { externalAccountBinding: { kid: eab.kid, hmacKey: eab.hmacKey } } : {}),
+    });
+    if (!accountUrl) {
+      await client.createAccount({ termsOfServiceAgreed: true, contact: [`mailto:${email}`] });
+      this.#store.saveAccountUrl(client.getAccountUrl());
+    }
+    const order = await client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) });
+    this.#logger.info({ names, challenge: type, order: order.url }, 'ACME order placed');
+    const authorizations = await client.getAuthorizations(order);
+    for (const authz of authorizations) {
+      if (authz.status === 'valid') continue;
+      const challenge = authz.challenges.find((c) => c.type === type);
+      if (!challenge) throw new Error(`the CA offers no ${type} challenge for ${authz.identifier.value} (offered: ${authz.challenges.map((c) => c.type).join(', ')}); set acme.challenge to one of those`);
+      const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+      const name = authz.identifier.value;
+      const set: ChallengeChange =
+        type === 'http-01'
+          ? { op: 'set-http', token: challenge.token, keyAuthorization }
+          : await (async () => {
+              const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
+              return { op: 'set-alpn', name, cert: cert.toString(), key: key.toString() } as const;
+            })();
+      await this.#outlets.challenge(set);
+      try {
+        await client.completeChallenge(challenge);
+        await client.waitForValidStatus(challenge);
+      } catch (err) {
+        // The challenge's own problem document says why (connection, dns, unauthorized, …).
+        const [again] = await client.getAuthorizations({ ...order, authorizations: [authz.url] }).catch(() => [undefined]);
+        const failed = again?.challenges.find((c) => c.type === type) as { error?: { type?: string; detail?: string } } | undefined;
+        throw Object.assign(new Error((err as Error).message), { identifier: name, problem: failed?.error });
+      } finally {
+        await this.#outlets.challenge(type === 'http-01' ? { op: 'delete-http', token: challenge.token } : { op: 'delete-alpn', name });
+      }
+      this.#logger.info({ name, challenge: type }, 'ACME challenge validated');
+    }
+    const key = newEcdsaKey();
+    const [, csr] = await acme.crypto.createCsr({ altNames: [...names] }, key);
+    const finalized = await client.finalizeOrder(order, csr);
+    const cert = await client.getCertificate(finalized);
+    return { cert, key };
+  }
+}
+
+/** GET the directory: resolves if it answers at all, else rejects with the network or TLS error (its code kept). */
+function reachDirectory(directory: URL, agent: https.Agent): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(directory, { agent, timeout: 15_000 }, (res) => {
+      res.resume();
+      resolve();
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('no answer within 15 s'), { code: 'ETIMEDOUT' })));
+    req.on('error', reject);
+  });
+}
+
+function newEcdsaKey(): string {
+  return crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+}
+
+/** Whether the certificate names every one of `names` (as clients check it: exact, or one label under a wildcard). */
+function covers(leaf: crypto.X509Certificate, names: readonly string[]): boolean {
+  return names.every((name) => leaf.checkHost(name, { wildcards: true, subject: 'never' }) !== undefined);
+}
