@@ -2,7 +2,7 @@ import type crypto from 'node:crypto';
 import type { Logger } from 'pino';
 import type client from 'prom-client';
 import { describeListen, type Config } from '../config/validate.js';
-import { registerCertificateExpiry, registerDraining } from '../observe/metrics.js';
+import { registerAcme, registerCertificateExpiry, registerDraining } from '../observe/metrics.js';
 import type { AcmeStatus } from '../tls/acme/manager.js';
 import { createReadiness, type ReadinessSources } from './readiness.js';
 import { startAdmin, type Admin } from './server.js';
@@ -34,6 +34,7 @@ export async function startAdminListener(config: Config, logger: Logger, parts: 
     return leaf && new Date(leaf.validTo);
   });
   registerDraining(registry, parts.draining);
+  if (parts.acme) registerAcme(registry, parts.acme);
   if (config.admin.listen === undefined) return undefined;
   const metrics = async (): Promise<{ contentType: string; body: string }> => ({
     contentType: registry.contentType,

@@ -141,3 +141,30 @@ export function registerDraining(registry: client.Registry, draining: () => bool
     },
   });
 }
+
+/** ACME, where it orders (the single process, or the primary): orders by result, and the next renewal. */
+export function registerAcme(registry: client.Registry, status: () => { readonly nextRenewal: Date | undefined; readonly orders: { readonly issued: number; readonly failed: number } }): void {
+  const counted = { issued: 0, failed: 0 };
+  new client.Counter({
+    name: 'berth_acme_orders_total',
+    help: 'ACME orders since start, by result (issued, failed).',
+    labelNames: ['result'] as const,
+    registers: [registry],
+    collect() {
+      const { orders } = status();
+      for (const result of ['issued', 'failed'] as const) {
+        if (orders[result] > counted[result]) this.inc({ result }, orders[result] - counted[result]);
+        counted[result] = orders[result];
+      }
+    },
+  });
+  new client.Gauge({
+    name: 'berth_acme_next_renewal_timestamp_seconds',
+    help: 'When berth next orders (renewal, or the retry of a failed order), as a Unix time.',
+    registers: [registry],
+    collect() {
+      const next = status().nextRenewal;
+      if (next) this.set(Math.round(next.getTime() / 1000));
+    },
+  });
+}

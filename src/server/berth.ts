@@ -18,6 +18,7 @@ import { TLS_PROFILE } from '../tls/profile.js';
 import type { TicketKeySource } from '../tls/ticketKeys.js';
 import { watchCertificate, type CertificateWatch } from '../tls/reload.js';
 import { Challenges } from '../tls/acme/challenges.js';
+import { AcmeStore } from '../tls/acme/store.js';
 import { createDrain, type DrainEnd } from './drain.js';
 import { createHttpsServer, limitRequestsPerConnection } from './https.js';
 import { proxySettingsOf, servedNames } from './settings.js';
@@ -122,7 +123,8 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
   server.on('error', (err) => logger.error({ err }, 'listener error'));
   const address = server.address() as AddressInfo;
   let redirect: http.Server | undefined;
-  const challenges = config.acme ? new Challenges() : undefined;
+  // Another berth sharing tls.dir may order, and the CA may reach this one: its challenges are looked up there too.
+  const challenges = config.acme ? new Challenges(new AcmeStore(config.tls.dir, config.acme.directory)) : undefined;
   const redirectOptions: RedirectOptions = { config, httpsPort: address.port, logger, names: servedNames(config), ...(challenges ? { challenges } : {}) };
   if (config.http.listen) {
     redirect = createRedirectServer(redirectOptions);

@@ -25,7 +25,7 @@ export interface TestPebble {
   orders(): number;
   /** Names the DNS answers with another address (an A record), e.g. one where berth does not listen. */
   resolve(host: string, address: string): Promise<void>;
-  /** Stops pebble (the DNS stays); start() brings it back, with new state (pebble keeps none). */
+  /** Stops pebble (the DNS stays); start() brings it back on the same address, with new state (pebble keeps none). */
   stop(): Promise<void>;
   start(): Promise<void>;
 }
@@ -59,10 +59,12 @@ export async function startPebble(t: Test, options: { httpPort: number; tlsPort:
   let child: ChildProcess | undefined;
   let listen = 0;
   let management = 0;
+  /** On its first start, on ports found free; again on the same ones, so that the directory URL berth has stays right. */
   const start = async (): Promise<void> => {
+    const again = listen !== 0;
     await onFreePort(async (port) => {
-      listen = port;
-      management = await freePort();
+      listen = again ? listen : port;
+      management = again ? management : await freePort();
       const config = path.join(dir, 'pebble.json');
       fs.writeFileSync(
         config,

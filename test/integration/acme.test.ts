@@ -1,104 +1,19 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
-import t, { type Test } from 'tap';
-import { runCli, startCli, stopCli, type RunningCli } from '../helpers/cli.js';
-import { pebbleMissing, startPebble, type TestPebble } from '../helpers/pebble.js';
-import { freePort, onFreePort } from '../helpers/ports.js';
-import { startUpstream, type TestUpstream } from '../helpers/upstream.js';
-import { until } from '../helpers/wait.js';
+import t from 'tap';
+import { NAME, connect, issued, readyz, setupAcme } from '../helpers/acme.js';
+import { runCli, stopCli } from '../helpers/cli.js';
+import { pebbleMissing } from '../helpers/pebble.js';
 
 // Automatic certificates against a real ACME server: Debian's Pebble, with its DNS
 // (pebble-challtestsrv) resolving every name to 127.0.0.1, validating on berth's own ports.
 
-const NAME = 'registry.berth.test';
 const skip = pebbleMissing() ?? false;
 
-interface BerthOptions {
-  readonly workers?: number;
-  readonly challenge?: 'tls-alpn-01' | 'http-01';
-  readonly names?: readonly string[];
-}
-
-interface Setup {
-  readonly pebble: TestPebble;
-  readonly upstream: TestUpstream;
-  readonly dir: string;
-  readonly tlsPort: number;
-  readonly httpPort: number;
-  /** berth's flags and variables for ACME from Pebble, on the ports Pebble validates on. */
-  settings(options?: BerthOptions): { args: string[]; env: Record<string, string> };
-  /** Starts berth with those settings. */
-  berth(options?: BerthOptions): Promise<RunningCli>;
-}
-
-async function setup(t: Test, options: { validitySeconds?: number } = {}): Promise<Setup> {
-  const upstream = await startUpstream(
-    t,
-    (req, res) => {
-      if (req.method === 'GET') return void res.writeHead(200, { 'content-type': 'application/json', 'content-length': '2' }).end('{}');
-      const hash = crypto.createHash('sha256');
-      req.on('data', (d: Buffer) => hash.update(d));
-      req.on('end', () => res.writeHead(201, { 'docker-content-digest': `sha256:${hash.digest('hex')}`, 'content-length': '0' }).end());
-    },
-    { streaming: true },
-  );
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-acme-'));
-  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
-  // Pebble is told the ports it validates on; berth then listens on them (another try if one was taken meanwhile).
-  return onFreePort(async (tlsPort) => {
-    const httpPort = await freePort();
-    const pebble = await startPebble(t, { tlsPort, httpPort, ...options });
-    const settings: Setup['settings'] = ({ workers = 2, challenge = 'tls-alpn-01', names } = {}) => {
-      const args = ['--workers', String(workers), '--listen', `127.0.0.1:${tlsPort}`, '--upstream', upstream.url, '--public-origin', `https://${NAME}`, '--cert-dir', dir];
-      args.push('--acme-email', 'ops@berth.test', '--acme-directory', pebble.directory, '--acme-challenge', challenge);
-      if (challenge === 'http-01') args.push('--http-listen', `127.0.0.1:${httpPort}`);
-      const env: Record<string, string> = { BERTH_ACME_CA: pebble.caFile, ...(names ? { BERTH_ACME_NAMES: names.join(','), BERTH_SERVER_NAMES: names.join(',') } : {}) };
-      return { args, env };
-    };
-    const berth: Setup['berth'] = async (options = {}) => {
-      const { args, env } = settings(options);
-      const running = await startCli(args, { env });
-      t.teardown(() => void running.child.kill('SIGKILL'));
-      return running;
-    };
-    return { pebble, upstream, dir, tlsPort, httpPort, settings, berth };
-  });
-}
-
-/** A TLS connection for `servername`, verified against `ca` as a client does; its leaf's serial, and GET /v2/'s status. */
-function connect(port: number, ca: string, servername = NAME): Promise<{ serial: string; status: number }> {
-  return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port, servername, ca }, () => {
-      const serial = socket.getPeerCertificate().serialNumber;
-      socket.write(`GET /v2/ HTTP/1.1\r\nHost: ${servername}\r\nConnection: close\r\n\r\n`);
-      let reply = '';
-      socket.on('data', (d: Buffer) => (reply += d.toString()));
-      socket.on('end', () => resolve({ serial, status: Number(reply.split(' ')[1]) }));
-    });
-    socket.on('error', reject);
-  });
-}
-
-function readyz(berth: RunningCli): Promise<{ status: number; body: { checks: { certificate: { ok: boolean; detail: string } }; serving: { certificate: string | null } } }> {
-  return new Promise((resolve, reject) => {
-    http
-      .get({ host: '127.0.0.1', port: berth.adminPort, path: '/readyz' }, (res) => {
-        let body = '';
-        res.on('data', (d: Buffer) => (body += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(body) }));
-      })
-      .on('error', reject);
-  });
-}
-
-const issued = (berth: RunningCli): Promise<Record<string, unknown>> => berth.waitForLine((l) => l.msg === 'ACME certificate issued and in service');
-
 t.test('TLS-ALPN-01 with two workers: issued, served by every worker, verified against the CA; a restart serves the stored certificate and orders nothing', { skip }, async (t) => {
-  const s = await setup(t);
+  const s = await setupAcme(t);
   const berth = await s.berth();
   const line = await issued(berth);
   t.match(line, { names: [NAME], serial: /^[0-9A-F]+$/ }, 'issued');
@@ -110,6 +25,9 @@ t.test('TLS-ALPN-01 with two workers: issued, served by every worker, verified a
   t.same(new Set(served.map((c) => c.status)), new Set([200]), 'and is proxied');
   const ready = await readyz(berth);
   t.match(ready.body.checks.certificate, { ok: true, detail: /^valid until / }, '/readyz: the certificate check passes');
+  const metrics = await (await fetch(`http://127.0.0.1:${berth.adminPort}/metrics`)).text();
+  t.match(metrics, /^berth_acme_orders_total\{result="issued"\} 1$/m, 'metrics: one order issued');
+  t.match(metrics, /^berth_acme_next_renewal_timestamp_seconds \d{10}$/m, 'and the next renewal');
   const stored = path.join(s.dir, 'acme', `127.0.0.1_${s.pebble.directory.split(':')[2]!.replace('/dir', '')}_dir`);
   t.equal(fs.statSync(path.join(stored, 'account.key')).mode & 0o777, 0o600, 'the account key is kept, mode 0600');
   t.equal(fs.statSync(path.join(stored, `${NAME}.key`)).mode & 0o777, 0o600, 'the certificate key too');
@@ -138,7 +56,7 @@ t.test('TLS-ALPN-01 with two workers: issued, served by every worker, verified a
 });
 
 t.test('HTTP-01 with one process: answered on the plain-HTTP listener, never redirected or forwarded', { skip }, async (t) => {
-  const s = await setup(t);
+  const s = await setupAcme(t);
   const berth = await s.berth({ workers: 1, challenge: 'http-01' });
   const line = await issued(berth);
   t.ok(berth.lines.some((l) => l.msg === 'ACME challenge validated' && l.challenge === 'http-01'), 'through an HTTP-01 challenge');
@@ -152,7 +70,7 @@ t.test('HTTP-01 with one process: answered on the plain-HTTP listener, never red
 });
 
 t.test('before the first certificate: handshakes fail, /readyz says what berth waits for; the CA unreachable is said in those words', { skip }, async (t) => {
-  const s = await setup(t);
+  const s = await setupAcme(t);
   await s.pebble.stop();
   const berth = await s.berth();
   await berth.waitForLine((l) => l.msg === 'no ACME certificate yet: ordering one; handshakes for these names fail until it is issued');
@@ -173,10 +91,20 @@ t.test('before the first certificate: handshakes fail, /readyz says what berth w
   await new Promise((r) => setTimeout(r, 1500));
   t.equal(berth.lines.filter((l) => String(l.msg).startsWith('ACME order failed')).length, 1, 'no second attempt within seconds');
   t.equal(await stopCli(berth.child), 0);
+
+  // A restart loop must not order faster than the backoff: the failure is kept in tls.dir.
+  const again = await s.berth();
+  const waiting = await again.waitForLine((l) => l.msg === 'no ACME certificate yet: ordering one; handshakes for these names fail until it is issued');
+  t.match(waiting, { failedBefore: 1 }, 'the restart knows of the failed order');
+  t.ok(Date.parse(String(waiting.nextAttempt)) - Date.now() > 40_000, `and waits out its backoff (next attempt ${String(waiting.nextAttempt)})`);
+  t.match((await readyz(again)).body.checks.certificate.detail, /the last 1 order\(s\) failed, the next attempt is at /);
+  await new Promise((r) => setTimeout(r, 1500));
+  t.notOk(again.lines.some((l) => String(l.msg).startsWith('ACME order')), 'and orders nothing meanwhile');
+  t.equal(await stopCli(again.child), 0);
 });
 
 t.test('a name the CA cannot validate: a clear error naming it and the port, one attempt, no retry storm', { skip }, async (t) => {
-  const s = await setup(t);
+  const s = await setupAcme(t);
   // The DNS sends the CA for this name to an address where berth does not listen.
   await s.pebble.resolve('elsewhere.berth.test', '127.0.0.2');
   const berth = await s.berth({ workers: 1, names: [NAME, 'elsewhere.berth.test'] });
@@ -186,45 +114,11 @@ t.test('a name the CA cannot validate: a clear error naming it and the port, one
   t.match((await readyz(berth)).body.checks.certificate.detail, /could not connect to elsewhere\.berth\.test/);
   await new Promise((r) => setTimeout(r, 1500));
   t.equal(s.pebble.orders(), 1, 'one order, not a storm');
+  t.match(await (await fetch(`http://127.0.0.1:${berth.adminPort}/metrics`)).text(), /^berth_acme_orders_total\{result="failed"\} 1$/m, 'counted as failed');
   t.equal(await stopCli(berth.child), 0);
 });
 
-t.test('renewal at a third of the lifetime left, during a long upload: the upload finishes, the next connection gets the new certificate', { skip }, async (t) => {
-  // 21 s certificates: renewed after 13-14 s.
-  const s = await setup(t, { validitySeconds: 21 });
-  const berth = await s.berth();
-  const first = await issued(berth);
-  const root = await s.pebble.root();
-  t.equal((await connect(s.tlsPort, root)).serial, first.serial);
-  // An upload of 8 MiB sent over about 18 s, on a connection opened before the renewal.
-  const body = crypto.randomBytes(8 * 1024 * 1024);
-  const digest = `sha256:${crypto.createHash('sha256').update(body).digest('hex')}`;
-  const answer = new Promise<string>((resolve, reject) => {
-    const socket = tls.connect({ host: '127.0.0.1', port: s.tlsPort, servername: NAME, ca: root }, () => {
-      socket.write(`PUT /v2/lib/blobs/uploads/u1?digest=${digest} HTTP/1.1\r\nHost: ${NAME}\r\nContent-Length: ${body.length}\r\n\r\n`);
-      let sent = 0;
-      const piece = body.length / 180;
-      const timer = setInterval(() => {
-        socket.write(body.subarray(sent, sent + piece));
-        sent += piece;
-        if (sent >= body.length) clearInterval(timer);
-      }, 100);
-      let reply = '';
-      socket.on('data', (d: Buffer) => {
-        reply += d.toString();
-        if (reply.includes('\r\n\r\n')) resolve(reply);
-      });
-      socket.on('close', () => reject(new Error(`closed before an answer (${sent} of ${body.length} bytes sent)`)));
-    });
-    socket.on('error', reject);
-  });
-  const renewed = await berth.waitForLine((l) => l.msg === 'ACME certificate issued and in service' && l.serial !== first.serial);
-  t.ok(await until(async () => (await connect(s.tlsPort, root)).serial === renewed.serial, 3000), 'the next connection gets the new certificate');
-  const reply = await answer;
-  t.match(reply, /^HTTP\/1\.1 201 /, 'the upload that spanned the renewal finished');
-  t.match(reply, new RegExp(`docker-content-digest: ${digest}`, 'i'), 'with every byte');
-  t.equal(await stopCli(berth.child), 0);
-});
+
 
 /** A CA no one uses: a client trusting only it refuses any certificate berth might serve. */
 async function makeAnyCa(): Promise<string> {

@@ -31,6 +31,8 @@ export interface AcmeStatus {
   readonly lastError: string | undefined;
   /** The leaf in service. */
   readonly leaf: crypto.X509Certificate | undefined;
+  /** Orders since start: issued, and failed. */
+  readonly orders: { readonly issued: number; readonly failed: number };
 }
 
 /** Retries after a failure: from a minute, doubling, up to six hours; never a tight loop. */
@@ -77,6 +79,7 @@ export class AcmeManager {
   #nextRenewal: Date | undefined;
   #lastError: string | undefined;
   readonly #agent: https.Agent;
+  readonly #orders = { issued: 0, failed: 0 };
 
   constructor(settings: AcmeSettings, tlsDir: string, logger: Logger, outlets: AcmeOutlets) {
     this.#settings = settings;
@@ -101,16 +104,33 @@ export class AcmeManager {
     return { cert: stored.cert, key: stored.key };
   }
 
-  /** Schedules the renewal of the stored certificate, or orders the first one now; call once berth listens. */
+  /**
+   * Schedules the renewal of the stored certificate, or orders the first one: now, or once
+   * the backoff of failures recorded in tls.dir has passed (a restart loop orders no faster
+   * than the backoff allows). Call once berth listens.
+   */
   begin(): void {
     if (this.#leaf) return this.#schedule(renewalTime(this.#leaf));
+    const recorded = this.#store.failures(this.#settings.names);
+    this.#failures = recorded.count;
+    const at = recorded.count > 0 ? new Date(Math.max(Date.now(), recorded.last + backoff(recorded.count))) : new Date();
     this.#waiting = `ordering a certificate for ${this.#settings.names.join(', ')} from ${this.#settings.directory.href} (${this.#settings.challenge})`;
-    this.#logger.info({ names: this.#settings.names, challenge: this.#settings.challenge, directory: this.#settings.directory.href }, 'no ACME certificate yet: ordering one; handshakes for these names fail until it is issued');
-    this.#schedule(new Date());
+    if (at.getTime() > Date.now()) this.#waiting += `; the last ${recorded.count} order(s) failed, the next attempt is at ${at.toISOString()}`;
+    this.#logger.info(
+      { names: this.#settings.names, challenge: this.#settings.challenge, directory: this.#settings.directory.href, ...(recorded.count > 0 ? { failedBefore: recorded.count, nextAttempt: at.toISOString() } : {}) },
+      'no ACME certificate yet: ordering one; handshakes for these names fail until it is issued',
+    );
+    this.#schedule(at);
   }
 
   status(): AcmeStatus {
-    return { waiting: this.#waiting === undefined ? undefined : `waiting for the ACME certificate: ${this.#waiting}`, nextRenewal: this.#nextRenewal, lastError: this.#lastError, leaf: this.#leaf };
+    return {
+      waiting: this.#waiting === undefined ? undefined : `waiting for the ACME certificate: ${this.#waiting}`,
+      nextRenewal: this.#nextRenewal,
+      lastError: this.#lastError,
+      leaf: this.#leaf,
+      orders: { ...this.#orders },
+    };
   }
 
   stop(): void {
@@ -129,30 +149,58 @@ export class AcmeManager {
 
   async #renew(): Promise<void> {
     const started = Date.now();
+    const { names } = this.#settings;
+    // One berth orders at a time for these names, whatever shares tls.dir.
+    const release = await this.#store.lock(names, (holder) => this.#logger.info({ names, holder }, 'another berth sharing tls.dir is ordering this certificate: waiting for it'));
     try {
+      if (this.#stopped) return;
+      // Another berth may have renewed it meanwhile: then that certificate serves, and nothing is ordered.
+      const stored = this.#store.certificate(names);
+      if (stored && covers(stored.leaf, names) && stored.leaf.fingerprint256 !== this.#leaf?.fingerprint256 && renewalTime(stored.leaf).getTime() > Date.now()) {
+        this.#inService(stored, 'ACME certificate issued to another berth sharing tls.dir: in service');
+        return;
+      }
       const pair = await this.#order();
-      const leaf = new crypto.X509Certificate(pair.cert);
-      this.#store.saveCertificate(this.#settings.names, pair.cert, pair.key);
-      this.#outlets.certificate(pair);
-      this.#leaf = leaf;
-      this.#waiting = undefined;
-      this.#lastError = undefined;
-      this.#failures = 0;
-      const next = renewalTime(leaf);
-      this.#logger.info({ names: this.#settings.names, serial: leaf.serialNumber, validTo: leaf.validTo, renewAt: next.toISOString(), tookMs: Date.now() - started }, 'ACME certificate issued and in service');
-      this.#schedule(next);
+      this.#store.saveCertificate(names, pair.cert, pair.key);
+      this.#store.saveFailures(names, { count: 0, last: 0 });
+      this.#orders.issued++;
+      this.#inService({ ...pair, leaf: new crypto.X509Certificate(pair.cert) }, 'ACME certificate issued and in service', Date.now() - started);
     } catch (err) {
       this.#failures++;
+      this.#orders.failed++;
+      this.#store.saveFailures(names, { count: this.#failures, last: Date.now() });
       const explained = explainFailure(err, this.#settings);
       const retry = backoff(this.#failures);
       this.#lastError = explained.message;
       if (this.#leaf === undefined) this.#waiting = explained.message;
       this.#logger.error(
-        { names: this.#settings.names, attempt: this.#failures, retryIn: `${Math.round(retry / 1000)}s`, problem: explained.problem, keeping: this.#leaf ? this.#leaf.serialNumber : 'none' },
+        { names, attempt: this.#failures, retryIn: `${Math.round(retry / 1000)}s`, problem: explained.problem, keeping: this.#leaf ? this.#leaf.serialNumber : 'none' },
         `ACME order failed: ${explained.message}`,
       );
       this.#schedule(new Date(Date.now() + retry));
+    } finally {
+      release();
     }
+  }
+
+  #inService(pair: IssuedPair & { leaf: crypto.X509Certificate }, message: string, tookMs?: number): void {
+    this.#outlets.certificate({ cert: pair.cert, key: pair.key });
+    this.#leaf = pair.leaf;
+    this.#waiting = undefined;
+    this.#lastError = undefined;
+    this.#failures = 0;
+    const next = renewalTime(pair.leaf);
+    this.#logger.info({ names: this.#settings.names, serial: pair.leaf.serialNumber, validTo: pair.leaf.validTo, renewAt: next.toISOString(), ...(tookMs === undefined ? {} : { tookMs }) }, message);
+    this.#schedule(next);
+  }
+
+  /** A challenge for this berth's own processes (through the outlets) and for every berth sharing tls.dir. */
+  async #publish(change: ChallengeChange): Promise<void> {
+    if (change.op === 'set-http') this.#store.shareChallenge('http-01', change.token, change.keyAuthorization);
+    if (change.op === 'delete-http') this.#store.shareChallenge('http-01', change.token, undefined);
+    if (change.op === 'set-alpn') this.#store.shareChallenge('tls-alpn-01', change.name.toLowerCase(), JSON.stringify({ cert: change.cert, key: change.key }));
+    if (change.op === 'delete-alpn') this.#store.shareChallenge('tls-alpn-01', change.name.toLowerCase(), undefined);
+    await this.#outlets.challenge(change);
   }
 
   /** One order, start to finish: account, authorizations answered, CSR, certificate. */
@@ -192,7 +240,7 @@ export class AcmeManager {
               const [key, cert] = await acme.crypto.createAlpnCertificate(authz, keyAuthorization);
               return { op: 'set-alpn', name, cert: cert.toString(), key: key.toString() } as const;
             })();
-      await this.#outlets.challenge(set);
+      await this.#publish(set);
       try {
         await client.completeChallenge(challenge);
         await client.waitForValidStatus(challenge);
@@ -202,7 +250,7 @@ export class AcmeManager {
         const failed = again?.challenges.find((c) => c.type === type) as { error?: { type?: string; detail?: string } } | undefined;
         throw Object.assign(new Error((err as Error).message), { identifier: name, problem: failed?.error });
       } finally {
-        await this.#outlets.challenge(type === 'http-01' ? { op: 'delete-http', token: challenge.token } : { op: 'delete-alpn', name });
+        await this.#publish(type === 'http-01' ? { op: 'delete-http', token: challenge.token } : { op: 'delete-alpn', name });
       }
       this.#logger.info({ name, challenge: type }, 'ACME challenge validated');
     }

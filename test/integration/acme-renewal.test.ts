@@ -1,0 +1,74 @@
+import crypto from 'node:crypto';
+import tls from 'node:tls';
+import t from 'tap';
+import { NAME, connect, issued, setupAcme } from '../helpers/acme.js';
+import { stopCli, type RunningCli } from '../helpers/cli.js';
+import { pebbleMissing } from '../helpers/pebble.js';
+import { onFreePort } from '../helpers/ports.js';
+import { until } from '../helpers/wait.js';
+
+// ACME over time, against Pebble: a renewal while an upload streams, and berths sharing tls.dir.
+
+const skip = pebbleMissing() ?? false;
+
+t.test('renewal at a third of the lifetime left, during a long upload: the upload finishes, the next connection gets the new certificate', { skip }, async (t) => {
+  // 21 s certificates: renewed after 13-14 s.
+  const s = await setupAcme(t, { validitySeconds: 21 });
+  const berth = await s.berth();
+  const first = await issued(berth);
+  const root = await s.pebble.root();
+  t.equal((await connect(s.tlsPort, root)).serial, first.serial);
+  // An upload of 8 MiB sent over about 18 s, on a connection opened before the renewal.
+  const body = crypto.randomBytes(8 * 1024 * 1024);
+  const digest = `sha256:${crypto.createHash('sha256').update(body).digest('hex')}`;
+  const answer = new Promise<string>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: s.tlsPort, servername: NAME, ca: root }, () => {
+      socket.write(`PUT /v2/lib/blobs/uploads/u1?digest=${digest} HTTP/1.1\r\nHost: ${NAME}\r\nContent-Length: ${body.length}\r\n\r\n`);
+      let sent = 0;
+      const piece = body.length / 180;
+      const timer = setInterval(() => {
+        socket.write(body.subarray(sent, sent + piece));
+        sent += piece;
+        if (sent >= body.length) clearInterval(timer);
+      }, 100);
+      let reply = '';
+      socket.on('data', (d: Buffer) => {
+        reply += d.toString();
+        if (reply.includes('\r\n\r\n')) resolve(reply);
+      });
+      socket.on('close', () => reject(new Error(`closed before an answer (${sent} of ${body.length} bytes sent)`)));
+    });
+    socket.on('error', reject);
+  });
+  const renewed = await berth.waitForLine((l) => l.msg === 'ACME certificate issued and in service' && l.serial !== first.serial);
+  t.ok(await until(async () => (await connect(s.tlsPort, root)).serial === renewed.serial, 3000), 'the next connection gets the new certificate');
+  const reply = await answer;
+  t.match(reply, /^HTTP\/1\.1 201 /, 'the upload that spanned the renewal finished');
+  t.match(reply, new RegExp(`docker-content-digest: ${digest}`, 'i'), 'with every byte');
+  t.equal(await stopCli(berth.child), 0);
+});
+
+t.test('two berths sharing tls.dir, started together: one order; the one the CA does not reach answers through the shared challenges; both serve the certificate', { skip }, async (t) => {
+  const s = await setupAcme(t);
+  // Only the first listens where Pebble validates; whichever takes the order lock orders.
+  const [a, b] = await Promise.all([s.berth({ workers: 1 }), onFreePort((port) => s.berth({ workers: 1, port }).then((running) => ({ running, port })))]);
+  const inService = (berth: RunningCli): Promise<Record<string, unknown>> => berth.waitForLine((l) => l.msg === 'ACME certificate issued and in service' || l.msg === 'ACME certificate issued to another berth sharing tls.dir: in service');
+  const [first, second] = await Promise.all([inService(a), inService(b.running)]);
+  t.equal(first.serial, second.serial, 'the same certificate in both');
+  t.same([first.msg, second.msg].sort(), ['ACME certificate issued and in service', 'ACME certificate issued to another berth sharing tls.dir: in service'], 'one issued it, the other took it from tls.dir');
+  t.equal(s.pebble.orders(), 1, 'one order reached the CA');
+  const root = await s.pebble.root();
+  t.equal((await connect(s.tlsPort, root)).serial, first.serial);
+  t.equal((await connect(b.port, root)).serial, first.serial);
+  t.equal(await stopCli(b.running.child), 0);
+
+  // A third berth on the volume orders a certificate of its own (its first name differs) while
+  // the CA can reach only the first berth, which orders nothing: it answers from tls.dir.
+  const c = await onFreePort((port) => s.berth({ workers: 1, port, names: ['second.berth.test', NAME] }).then((running) => ({ running, port })));
+  const own = await issued(c.running);
+  t.same(c.running.lines.filter((l) => l.msg === 'ACME challenge validated').map((l) => l.name).sort(), ['registry.berth.test', 'second.berth.test'], 'both names validated, at the first berth');
+  t.notOk(a.lines.some((l) => l.msg === 'ACME order placed' && l.time! > first.time!), 'which ordered nothing itself');
+  t.equal((await connect(c.port, root, 'second.berth.test')).serial, own.serial, 'the third serves its own certificate');
+  t.equal(await stopCli(a.child), 0);
+  t.equal(await stopCli(c.running.child), 0);
+});
