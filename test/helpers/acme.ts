@@ -19,6 +19,9 @@ export interface BerthOptions {
   readonly workers?: number;
   readonly challenge?: 'tls-alpn-01' | 'http-01';
   readonly names?: readonly string[];
+  /** Another directory than Pebble's (a stand-in in front of it), and the CA file that trusts both. */
+  readonly directory?: string;
+  readonly ca?: string;
 }
 
 export interface Setup {
@@ -34,7 +37,7 @@ export interface Setup {
 }
 
 /** An upstream, Pebble validating on two ports found free, and berth's settings for ACME from it on those ports. */
-export async function setupAcme(t: Test, options: { validitySeconds?: number } = {}): Promise<Setup> {
+export async function setupAcme(t: Test, options: { validitySeconds?: number; eab?: Record<string, string> } = {}): Promise<Setup> {
   const upstream = await startUpstream(
     t,
     (req, res) => {
@@ -51,11 +54,11 @@ export async function setupAcme(t: Test, options: { validitySeconds?: number } =
   return onFreePort(async (tlsPort) => {
     const httpPort = await freePort();
     const pebble = await startPebble(t, { tlsPort, httpPort, ...options });
-    const settings: Setup['settings'] = ({ port = tlsPort, workers = 2, challenge = 'tls-alpn-01', names } = {}) => {
+    const settings: Setup['settings'] = ({ port = tlsPort, workers = 2, challenge = 'tls-alpn-01', names, directory = pebble.directory, ca = pebble.caFile } = {}) => {
       const args = ['--workers', String(workers), '--listen', `127.0.0.1:${port}`, '--upstream', upstream.url, '--public-origin', `https://${NAME}`, '--cert-dir', dir];
-      args.push('--acme-email', 'ops@berth.test', '--acme-directory', pebble.directory, '--acme-challenge', challenge);
+      args.push('--acme-email', 'ops@berth.test', '--acme-directory', directory, '--acme-challenge', challenge);
       if (challenge === 'http-01') args.push('--http-listen', `127.0.0.1:${httpPort}`);
-      const env: Record<string, string> = { BERTH_ACME_CA: pebble.caFile, ...(names ? { BERTH_ACME_NAMES: names.join(','), BERTH_SERVER_NAMES: names.join(',') } : {}) };
+      const env: Record<string, string> = { BERTH_ACME_CA: ca, ...(names ? { BERTH_ACME_NAMES: names.join(','), BERTH_SERVER_NAMES: names.join(',') } : {}) };
       return { args, env };
     };
     const berth: Setup['berth'] = async (options = {}) => {

@@ -36,7 +36,7 @@ export interface TestPebble {
  * Validations are immediate (PEBBLE_VA_NOSLEEP), no nonce is refused at random, and
  * authorizations are never reused, so that each order is validated.
  */
-export async function startPebble(t: Test, options: { httpPort: number; tlsPort: number; validitySeconds?: number }): Promise<TestPebble> {
+export async function startPebble(t: Test, options: { httpPort: number; tlsPort: number; validitySeconds?: number; eab?: Record<string, string> }): Promise<TestPebble> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-pebble-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const pki = await makeTestPki(['localhost', '127.0.0.1']);
@@ -77,7 +77,8 @@ export async function startPebble(t: Test, options: { httpPort: number; tlsPort:
             httpPort: options.httpPort,
             tlsPort: options.tlsPort,
             ocspResponderURL: '',
-            externalAccountBindingRequired: false,
+            externalAccountBindingRequired: options.eab !== undefined,
+            ...(options.eab ? { externalAccountMACKeys: options.eab } : {}),
             ...(options.validitySeconds ? { certificateValidityPeriod: options.validitySeconds } : {}),
           },
         }),

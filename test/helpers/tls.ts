@@ -1,3 +1,4 @@
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -22,7 +23,8 @@ const DAY = 86_400_000;
 
 export async function makeTestPki(names: readonly string[] = ['localhost', '127.0.0.1', '::1']): Promise<TestPki> {
   const now = Date.now();
-  const ca = await selfsigned.generate([{ name: 'commonName', value: 'berth test CA' }], {
+  // A name of its own: two test CAs trusted together must not be mistaken for each other.
+  const ca = await selfsigned.generate([{ name: 'commonName', value: `berth test CA ${crypto.randomBytes(4).toString('hex')}` }], {
     keyType: 'ec',
     curve: 'P-256',
     algorithm: 'sha256',

@@ -1,10 +1,15 @@
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
+import fs from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
 import tls from 'node:tls';
 import t from 'tap';
 import { NAME, connect, issued, setupAcme } from '../helpers/acme.js';
 import { stopCli, type RunningCli } from '../helpers/cli.js';
 import { pebbleMissing } from '../helpers/pebble.js';
 import { onFreePort } from '../helpers/ports.js';
+import { makeTestPki } from '../helpers/tls.js';
 import { until } from '../helpers/wait.js';
 
 // ACME over time, against Pebble: a renewal while an upload streams, and berths sharing tls.dir.
@@ -71,4 +76,60 @@ t.test('two berths sharing tls.dir, started together: one order; the one the CA 
   t.equal((await connect(c.port, root, 'second.berth.test')).serial, own.serial, 'the third serves its own certificate');
   t.equal(await stopCli(a.child), 0);
   t.equal(await stopCli(c.running.child), 0);
+});
+
+t.test("the CA's renewal information (RFC 9773) asks for an early renewal: berth renews at once, then follows the usual schedule", { skip }, async (t) => {
+  const s = await setupAcme(t);
+  // A stand-in for the renewalInfo endpoint only: Pebble's directory, with renewalInfo added.
+  const pki = await makeTestPki(['127.0.0.1']);
+  const asked: string[] = [];
+  const pebbleCa = fs.readFileSync(s.pebble.caFile, 'utf8');
+  const standIn = https.createServer({ cert: pki.cert, key: pki.key }, (req, res) => {
+    if (req.url === '/dir') {
+      https.get(s.pebble.directory, { ca: pebbleCa }, (up) => {
+        let body = '';
+        up.on('data', (d: Buffer) => (body += d.toString()));
+        up.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ...JSON.parse(body), renewalInfo: `https://127.0.0.1:${port}/renewalInfo` })));
+      });
+      return;
+    }
+    const id = /^\/renewalInfo\/(.+)$/.exec(req.url ?? '')?.[1];
+    if (!id) return void res.writeHead(404).end();
+    asked.push(id);
+    // The first certificate: "renew now" (a window that has begun); any later one: in a month.
+    const now = Date.now();
+    const [start, end] = id === asked[0] ? [now - 7_200_000, now - 3_600_000] : [now + 30 * 86_400_000, now + 31 * 86_400_000];
+    res.writeHead(200, { 'content-type': 'application/json', 'retry-after': '21600' }).end(JSON.stringify({ suggestedWindow: { start: new Date(start).toISOString(), end: new Date(end).toISOString() }, explanationURL: 'https://ca.example/incident' }));
+  });
+  await new Promise<void>((resolve) => standIn.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => void standIn.close());
+  const port = (standIn.address() as { port: number }).port;
+  const ca = path.join(s.dir, 'cas.pem');
+  fs.writeFileSync(ca, `${pebbleCa.trim()}\n${pki.ca.trim()}\n`);
+
+  const berth = await s.berth({ workers: 1, directory: `https://127.0.0.1:${port}/dir`, ca });
+  const first = await issued(berth);
+  const early = await berth.waitForLine((l) => l.msg === "the CA's renewal information (ARI) asks for an earlier renewal");
+  t.match(early, { serial: first.serial, explanation: 'https://ca.example/incident' }, 'said, with the CA\'s explanation');
+  const second = await berth.waitForLine((l) => l.msg === 'ACME certificate issued and in service' && l.serial !== first.serial);
+  t.ok(second, 'renewed at once');
+  t.ok(Date.parse(String(second.renewAt)) - Date.now() > 5_000, 'the new one renews on the usual schedule (the CA asks for nothing earlier)');
+
+  // The id berth asked about for the certificate in service, as RFC 9773 builds it, from openssl's reading of it.
+  const root = await s.pebble.root();
+  const der = await new Promise<Buffer>((resolve, reject) => {
+    const socket = tls.connect({ host: '127.0.0.1', port: s.tlsPort, servername: NAME, ca: root }, () => {
+      resolve(socket.getPeerCertificate().raw);
+      socket.destroy();
+    });
+    socket.on('error', reject);
+  });
+  const pem = `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE-----\n`;
+  const text = spawnSync('openssl', ['x509', '-noout', '-serial', '-ext', 'authorityKeyIdentifier'], { input: pem }).stdout.toString();
+  const keyId = Buffer.from(/([0-9A-F]{2}(?::[0-9A-F]{2})+)/.exec(text.split('Authority Key Identifier')[1] ?? '')?.[1]?.replace(/:/g, '') ?? '', 'hex');
+  let serial = Buffer.from(/serial=([0-9A-F]+)/.exec(text)?.[1] ?? '', 'hex');
+  if (serial[0]! >= 0x80) serial = Buffer.concat([Buffer.from([0]), serial]);
+  t.ok(keyId.length > 0, 'openssl reads the authority key identifier');
+  t.ok(asked.includes(`${keyId.toString('base64url')}.${serial.toString('base64url')}`), 'the certificate id berth asks about is base64url(authority key id) "." base64url(serial)');
+  t.equal(await stopCli(berth.child), 0);
 });

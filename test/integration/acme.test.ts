@@ -4,7 +4,7 @@ import http from 'node:http';
 import path from 'node:path';
 import t from 'tap';
 import { NAME, connect, issued, readyz, setupAcme } from '../helpers/acme.js';
-import { runCli, stopCli } from '../helpers/cli.js';
+import { runCli, startCli, stopCli } from '../helpers/cli.js';
 import { pebbleMissing } from '../helpers/pebble.js';
 
 // Automatic certificates against a real ACME server: Debian's Pebble, with its DNS
@@ -119,6 +119,21 @@ t.test('a name the CA cannot validate: a clear error naming it and the port, one
 });
 
 
+
+t.test('a CA that requires External Account Binding: refused without it, in those words; issued with acme.eab', { skip }, async (t) => {
+  const hmacKey = crypto.randomBytes(32).toString('base64url');
+  const s = await setupAcme(t, { eab: { 'berth-kid': hmacKey } });
+  const without = await s.berth({ workers: 1 });
+  t.match((await without.waitForLine((l) => String(l.msg).startsWith('ACME order failed'))).msg, /the CA requires External Account Binding: set acme\.eab\.kid and acme\.eab\.hmacKey/);
+  t.equal(await stopCli(without.child), 0);
+  fs.rmSync(path.join(s.dir, 'acme'), { recursive: true, force: true }); // the failure's record, so the next start orders at once
+  const { args, env } = s.settings({ workers: 1 });
+  const withEab = await startCli(args, { env: { ...env, BERTH_ACME_EAB_KID: 'berth-kid', BERTH_ACME_EAB_HMAC_KEY: hmacKey } });
+  t.teardown(() => void withEab.child.kill('SIGKILL'));
+  const line = await issued(withEab);
+  t.equal((await connect(s.tlsPort, await s.pebble.root())).serial, line.serial, 'issued and served');
+  t.equal(await stopCli(withEab.child), 0);
+});
 
 /** A CA no one uses: a client trusting only it refuses any certificate berth might serve. */
 async function makeAnyCa(): Promise<string> {

@@ -7,6 +7,7 @@ import type { Logger } from 'pino';
 import type { AcmeSettings } from '../../config/validate.js';
 import type { ChallengeChange } from './challenges.js';
 import { explainFailure } from './problems.js';
+import { renewalWindow } from './renewalInfo.js';
 import { AcmeStore } from './store.js';
 
 /** A certificate and its key, as the serving processes put it into service. */
@@ -80,6 +81,7 @@ export class AcmeManager {
   #lastError: string | undefined;
   readonly #agent: https.Agent;
   readonly #orders = { issued: 0, failed: 0 };
+  #askAgain: NodeJS.Timeout | undefined;
 
   constructor(settings: AcmeSettings, tlsDir: string, logger: Logger, outlets: AcmeOutlets) {
     this.#settings = settings;
@@ -110,7 +112,7 @@ export class AcmeManager {
    * than the backoff allows). Call once berth listens.
    */
   begin(): void {
-    if (this.#leaf) return this.#schedule(renewalTime(this.#leaf));
+    if (this.#leaf) return this.#plan(this.#leaf);
     const recorded = this.#store.failures(this.#settings.names);
     this.#failures = recorded.count;
     const at = recorded.count > 0 ? new Date(Math.max(Date.now(), recorded.last + backoff(recorded.count))) : new Date();
@@ -136,6 +138,7 @@ export class AcmeManager {
   stop(): void {
     this.#stopped = true;
     clearTimeout(this.#timer);
+    clearTimeout(this.#askAgain);
   }
 
   #schedule(at: Date): void {
@@ -191,7 +194,37 @@ export class AcmeManager {
     this.#failures = 0;
     const next = renewalTime(pair.leaf);
     this.#logger.info({ names: this.#settings.names, serial: pair.leaf.serialNumber, validTo: pair.leaf.validTo, renewAt: next.toISOString(), ...(tookMs === undefined ? {} : { tookMs }) }, message);
-    this.#schedule(next);
+    this.#plan(pair.leaf);
+  }
+
+  /**
+   * Schedules the renewal of `leaf`: when a third of its lifetime is left, or earlier when the
+   * CA's renewal information (RFC 9773) suggests a window that starts before; that is asked
+   * again as often as the CA says (between an hour and a day). The CA's answer is advice:
+   * when it cannot be had, the usual time stands.
+   */
+  #plan(leaf: crypto.X509Certificate): void {
+    const usual = renewalTime(leaf);
+    this.#schedule(usual);
+    clearTimeout(this.#askAgain);
+    void renewalWindow(this.#settings.directory, this.#agent, leaf).then(
+      (window) => {
+        if (window === undefined || this.#stopped || this.#leaf?.fingerprint256 !== leaf.fingerprint256) return;
+        const pick = new Date(window.start.getTime() + Math.random() * (window.end.getTime() - window.start.getTime()));
+        if (pick < (this.#nextRenewal ?? usual)) {
+          this.#logger.info(
+            { serial: leaf.serialNumber, windowStart: window.start.toISOString(), windowEnd: window.end.toISOString(), renewAt: pick.toISOString(), explanation: window.explanation },
+            "the CA's renewal information (ARI) asks for an earlier renewal",
+          );
+          this.#schedule(pick);
+        }
+        if (pick.getTime() - Date.now() > window.askAgainMs) {
+          this.#askAgain = setTimeout(() => this.#plan(leaf), window.askAgainMs);
+          this.#askAgain.unref();
+        }
+      },
+      (err: unknown) => this.#logger.debug({ error: (err as Error).message }, "the CA's renewal information (ARI) could not be read: the usual renewal time stands"),
+    );
   }
 
   /** A challenge for this berth's own processes (through the outlets) and for every berth sharing tls.dir. */

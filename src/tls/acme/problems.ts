@@ -6,7 +6,7 @@ export interface Problem {
   readonly detail?: string;
 }
 
-const TLS_TRUST = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'ERR_TLS_CERT_ALTNAME_INVALID']);
+const TLS_TRUST = new Set(['UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'SELF_SIGNED_CERT_IN_CHAIN', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'CERT_HAS_EXPIRED', 'CERT_SIGNATURE_FAILURE', 'ERR_TLS_CERT_ALTNAME_INVALID']);
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ETIMEDOUT', 'ECONNRESET', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNABORTED']);
 
 /**
@@ -38,7 +38,7 @@ export function explainFailure(err: unknown, settings: AcmeSettings): { message:
     message = `the CA refuses the name ${name} (${detail})`;
   } else if (type === 'rateLimited' || /rate.?limit/i.test(detail)) {
     message = `the CA's rate limit was reached (${detail}); berth retries later`;
-  } else if (type === 'externalAccountRequired' || /external account/i.test(detail)) {
+  } else if (type === 'externalAccountRequired' || /external ?account/i.test(detail)) {
     message = `the CA requires External Account Binding: set acme.eab.kid and acme.eab.hmacKey (${detail})`;
   } else {
     message = detail;
