@@ -16,7 +16,7 @@ export const NAME = 'registry.berth.test';
 export interface BerthOptions {
   /** Another port than the one Pebble validates on: a second berth on the same tls.dir. */
   readonly port?: number;
-  readonly workers?: number;
+  readonly workers?: number | 'auto';
   readonly challenge?: 'tls-alpn-01' | 'http-01';
   readonly names?: readonly string[];
   /** Another directory than Pebble's (a stand-in in front of it), and the CA file that trusts both. */

@@ -6,15 +6,16 @@ import t from 'tap';
 import { NAME, connect, issued, readyz, setupAcme } from '../helpers/acme.js';
 import { runCli, startCli, stopCli } from '../helpers/cli.js';
 import { pebbleMissing } from '../helpers/pebble.js';
+import { makeTestPki } from '../helpers/tls.js';
 
 // Automatic certificates against a real ACME server: Debian's Pebble, with its DNS
 // (pebble-challtestsrv) resolving every name to 127.0.0.1, validating on berth's own ports.
 
 const skip = pebbleMissing() ?? false;
 
-t.test('TLS-ALPN-01 with two workers: issued, served by every worker, verified against the CA; a restart serves the stored certificate and orders nothing', { skip }, async (t) => {
+t.test('TLS-ALPN-01 with workers: auto: issued, served by every worker, verified against the CA; a restart serves the stored certificate and orders nothing', { skip }, async (t) => {
   const s = await setupAcme(t);
-  const berth = await s.berth();
+  const berth = await s.berth({ workers: 'auto' });
   const line = await issued(berth);
   t.match(line, { names: [NAME], serial: /^[0-9A-F]+$/ }, 'issued');
   t.ok(berth.lines.some((l) => l.msg === 'ACME challenge validated' && l.name === NAME && l.challenge === 'tls-alpn-01'), 'through a TLS-ALPN-01 challenge');
@@ -35,7 +36,7 @@ t.test('TLS-ALPN-01 with two workers: issued, served by every worker, verified a
   t.equal(crypto.createPrivateKey(fs.readFileSync(path.join(stored, `${NAME}.key`))).asymmetricKeyDetails?.namedCurve, 'prime256v1', 'an ECDSA P-256 key');
   // berth check, with the same settings, against the running berth and the CA's root.
   fs.writeFileSync(path.join(s.dir, 'root.crt'), root);
-  const { args, env } = s.settings();
+  const { args, env } = s.settings({ workers: 'auto' });
   const check = await runCli(['check', ...args, '--admin-listen', `127.0.0.1:${berth.adminPort}`, '--ca', path.join(s.dir, 'root.crt')], { env });
   t.match(check.stdout, new RegExp(`ok\\s+tls-acme\\s+certificates from ACME \\(${s.pebble.directory.replace(/[.]/g, '\\.')}\\) for ${NAME.replace(/[.]/g, '\\.')} by tls-alpn-01; stored: serial ${line.serial}`), 'check: where the certificate comes from, and the one stored');
   t.match(check.stdout, /ok\s+tls-chain\s+complete/, 'its chain checked up to the CA\'s root');
@@ -55,9 +56,9 @@ t.test('TLS-ALPN-01 with two workers: issued, served by every worker, verified a
   t.equal(await stopCli(again.child), 0);
 });
 
-t.test('HTTP-01 with one process: answered on the plain-HTTP listener, never redirected or forwarded', { skip }, async (t) => {
+t.test('HTTP-01 with workers: auto: answered on the plain-HTTP listener, never redirected or forwarded', { skip }, async (t) => {
   const s = await setupAcme(t);
-  const berth = await s.berth({ workers: 1, challenge: 'http-01' });
+  const berth = await s.berth({ workers: 'auto', challenge: 'http-01' });
   const line = await issued(berth);
   t.ok(berth.lines.some((l) => l.msg === 'ACME challenge validated' && l.challenge === 'http-01'), 'through an HTTP-01 challenge');
   t.equal((await connect(s.tlsPort, await s.pebble.root())).serial, line.serial, 'served, verified against the CA');
@@ -137,6 +138,5 @@ t.test('a CA that requires External Account Binding: refused without it, in thos
 
 /** A CA no one uses: a client trusting only it refuses any certificate berth might serve. */
 async function makeAnyCa(): Promise<string> {
-  const { makeTestPki } = await import('../helpers/tls.js');
   return (await makeTestPki()).ca;
 }

@@ -5,6 +5,7 @@ import selfsigned from 'selfsigned';
 import t from 'tap';
 import { tlsFindings } from '../../../src/commands/doctor/tls.js';
 import { buildConfig, fromEnv } from '../../../src/config/validate.js';
+import { AcmeStore } from '../../../src/tls/acme/store.js';
 
 // doctor's chain checks on a private PKI with an intermediate: root → intermediate → leaf.
 
@@ -86,7 +87,6 @@ t.test('expiry: ok with 90 days left, a warning under 14, with the fix', async (
 });
 
 t.test('ACME: where the certificate comes from, what is stored and when it renews; none stored yet is a warning saying what the CA needs', async (t) => {
-  const { AcmeStore } = await import('../../../src/tls/acme/store.js');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-doctor-acme-'));
   t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
   const config = buildConfig([fromEnv({ BERTH_TLS_DIR: dir, BERTH_PUBLIC_ORIGIN: 'https://registry.example.com', BERTH_ACME_EMAIL: 'ops@example.com' }, [])]);

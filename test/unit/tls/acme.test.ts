@@ -1,5 +1,8 @@
 import crypto from 'node:crypto';
+import fs from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import tls from 'node:tls';
 import fc from 'fast-check';
 import t from 'tap';
@@ -7,6 +10,7 @@ import { buildConfig, type AcmeSettings, type Raw } from '../../../src/config/va
 import { readClientHello } from '../../../src/tls/acme/clientHello.js';
 import { BACKOFF_FIRST_MS, BACKOFF_MAX_MS, backoff, renewalTime } from '../../../src/tls/acme/manager.js';
 import { explainFailure } from '../../../src/tls/acme/problems.js';
+import { AcmeStore, LOCK_STALE_MS } from '../../../src/tls/acme/store.js';
 import { makeTestPki } from '../../helpers/tls.js';
 
 const layer = (values: Record<string, unknown>): Map<string, Raw> => new Map(Object.entries(values).map(([k, v]) => [k, { value: v, source: 'test' }]));
@@ -112,4 +116,43 @@ t.test('a failed order in the operator\'s words', async (t) => {
   t.match(explain(Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' })), /^cannot reach the ACME directory https:\/\/acme-v02\.api\.letsencrypt\.org\/directory \(ECONNREFUSED\)/);
   t.match(explain(Object.assign(new Error('self-signed'), { code: 'SELF_SIGNED_CERT_IN_CHAIN' })), /does not trust \(SELF_SIGNED_CERT_IN_CHAIN\); for a private CA, set acme\.ca/);
   t.same(explainFailure(problem('dns', 'x'), settings).problem, { type: 'urn:ietf:params:acme:error:dns', detail: 'x' }, 'the CA\'s problem document, as sent');
+});
+
+t.test('the order lock: one holder; another waits (told once) until it is released; a lock left untouched for 30 s is taken over', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-lock-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const store = new AcmeStore(dir, new URL('https://ca.example/directory'));
+  const names = ['registry.example.com'];
+  const release = await store.lock(names, () => t.fail('nobody held it'));
+  const told: string[] = [];
+  let second = false;
+  const waiting = store.lock(names, (holder) => told.push(holder)).then((r) => ((second = true), r));
+  await new Promise((r) => setTimeout(r, 1500));
+  t.notOk(second, 'the second waits while the first holds it');
+  t.equal(told.length, 1, 'and is told once, with the holder');
+  t.match(JSON.parse(told[0]!), { pid: process.pid, host: os.hostname() });
+  release();
+  const releaseSecond = await waiting;
+  t.ok(second, 'released: the second takes it');
+  releaseSecond();
+
+  // A berth that died holding it: its lock is not refreshed.
+  const file = path.join(store.dir, 'registry.example.com.lock');
+  fs.writeFileSync(file, '{"pid":1,"host":"gone"}\n');
+  const old = new Date(Date.now() - LOCK_STALE_MS - 5_000);
+  fs.utimesSync(file, old, old);
+  const started = Date.now();
+  (await store.lock(names, () => undefined))();
+  t.ok(Date.now() - started < 1000, 'a stale lock is taken over at once');
+});
+
+t.test('failures recorded, and cleared by a success', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-failures-'));
+  t.teardown(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const store = new AcmeStore(dir, new URL('https://ca.example/directory'));
+  t.same(store.failures(['a.example.com']), { count: 0, last: 0 });
+  store.saveFailures(['a.example.com'], { count: 3, last: 1234 });
+  t.same(store.failures(['a.example.com']), { count: 3, last: 1234 });
+  store.saveFailures(['a.example.com'], { count: 0, last: 0 });
+  t.same(store.failures(['a.example.com']), { count: 0, last: 0 });
 });
