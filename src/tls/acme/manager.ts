@@ -2,7 +2,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import https from 'node:https';
 import tls from 'node:tls';
-import acme from 'acme-client';
+import type acmeClient from 'acme-client';
 import type { Logger } from 'pino';
 import type { AcmeSettings } from '../../config/validate.js';
 import type { ChallengeChange } from './challenges.js';
@@ -81,6 +81,8 @@ export class AcmeManager {
   #lastError: string | undefined;
   readonly #agent: https.Agent;
   readonly #orders = { issued: 0, failed: 0 };
+  /** acme-client and what it loads (axios, node-forge: about 15 MiB of heap), only once an order is placed. */
+  #library: Promise<typeof acmeClient> | undefined;
   #askAgain: NodeJS.Timeout | undefined;
 
   constructor(settings: AcmeSettings, tlsDir: string, logger: Logger, outlets: AcmeOutlets) {
@@ -90,11 +92,6 @@ export class AcmeManager {
     this.#outlets = outlets;
     // The directory's https: the system roots, and the extra ones of a private CA.
     this.#agent = new https.Agent({ keepAlive: true, ...(settings.ca !== undefined ? { ca: [...tls.rootCertificates, fs.readFileSync(settings.ca, 'utf8')] } : {}) });
-    acme.axios.defaults.httpsAgent = this.#agent;
-    acme.setLogger((message: string) => this.#logger.trace({ acmeClient: message }, 'acme-client'));
-    // No retries inside the library (up to 75 s per request): a failed order is retried by
-    // berth's own backoff, and said at once.
-    (acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
   }
 
   /** The stored certificate, when it covers the names and has not expired: served at once, nothing ordered before its renewal time. */
@@ -236,8 +233,21 @@ export class AcmeManager {
     await this.#outlets.challenge(change);
   }
 
+  #acme(): Promise<typeof acmeClient> {
+    this.#library ??= import('acme-client').then(({ default: acme }) => {
+      acme.axios.defaults.httpsAgent = this.#agent;
+      acme.setLogger((message: string) => this.#logger.trace({ acmeClient: message }, 'acme-client'));
+      // No retries inside the library (up to 75 s per request): a failed order is retried by
+      // berth's own backoff, and said at once.
+      (acme.axios.defaults as unknown as { acmeSettings: { retryMaxAttempts: number } }).acmeSettings.retryMaxAttempts = 0;
+      return acme;
+    });
+    return this.#library;
+  }
+
   /** One order, start to finish: account, authorizations answered, CSR, certificate. */
   async #order(): Promise<IssuedPair> {
+    const acme = await this.#acme();
     const { names, challenge: type, email, eab } = this.#settings;
     // The library loses a network error's code (it reports a TypeError): ask once ourselves.
     await reachDirectory(this.#settings.directory, this.#agent);
