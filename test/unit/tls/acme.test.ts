@@ -26,7 +26,7 @@ function clientHello(options: tls.ConnectionOptions): Promise<Buffer> {
       });
     });
     server.listen(0, '127.0.0.1', () => {
-      const client = tls.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, rejectUnauthorized: false, ...options });
+      const client = tls.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, ...options });
       client.on('error', () => undefined);
     });
   });
