@@ -5,11 +5,14 @@ import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';
 import { configFileIn, loadConfig, parseFlags } from './config/load.js';
 import { ConfigError } from './config/validate.js';
-import { CHECK_USAGE, check } from './commands/check.js';
-import { DOCTOR_USAGE, doctor, parseDoctorArgs } from './commands/doctor/index.js';
 import { formatJson, formatText } from './commands/doctor/findings.js';
 import { createLogger } from './observe/logger.js';
-import { run } from './server/run.js';
+
+// The commands and the server are loaded when they run: `berth check` need not load the proxy
+// (undici, prom-client), nor the server the doctor. Every berth process starts this way,
+// workers included, so what it loads up front is paid once per process.
+const checkCommand = () => import('./commands/check.js');
+const doctorCommand = () => import('./commands/doctor/index.js');
 
 function usage(): string {
   const lines = [
@@ -57,7 +60,10 @@ function fail(message: string, code: number): never {
 }
 
 /** The subcommands, and what `berth help COMMAND` prints for each. */
-const COMMAND_USAGE: Readonly<Record<string, () => string>> = { check: () => CHECK_USAGE, doctor: () => DOCTOR_USAGE };
+const COMMAND_USAGE: Readonly<Record<string, () => Promise<string>>> = {
+  check: async () => (await checkCommand()).CHECK_USAGE,
+  doctor: async () => (await doctorCommand()).DOCTOR_USAGE,
+};
 
 const asksForHelp = (argv: readonly string[]): boolean => argv.includes('--help') || argv.includes('-h');
 
@@ -69,9 +75,9 @@ function version(): string {
 async function main(argv: readonly string[]): Promise<void> {
   const command = argv[0];
   if (command === 'help') {
-    const topic = argv[1] === undefined ? usage : COMMAND_USAGE[argv[1]];
+    const topic = argv[1] === undefined ? async () => usage() : COMMAND_USAGE[argv[1]];
     if (topic === undefined) fail(`help: no command "${argv[1]}"; the commands are ${Object.keys(COMMAND_USAGE).join(', ')}`, 2);
-    process.stdout.write(topic());
+    process.stdout.write(await topic());
     return;
   }
   if (command === 'version') {
@@ -79,6 +85,7 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   if (command === 'check') {
+    const { CHECK_USAGE, check } = await checkCommand();
     if (asksForHelp(argv)) {
       process.stdout.write(CHECK_USAGE);
       return;
@@ -90,6 +97,7 @@ async function main(argv: readonly string[]): Promise<void> {
     return;
   }
   if (command === 'doctor') {
+    const { DOCTOR_USAGE, doctor, parseDoctorArgs } = await doctorCommand();
     if (asksForHelp(argv)) {
       process.stdout.write(DOCTOR_USAGE);
       return;
@@ -114,6 +122,7 @@ async function main(argv: readonly string[]): Promise<void> {
   }
   const config = loadConfig(args, process.env);
   // SIGHUP, and a change of the config file, read the settings again: the same file, variables and flags.
+  const { run } = await import('./server/run.js');
   await run(config, createLogger(config.log), { load: () => loadConfig(args, process.env), file: configFileIn(args, process.env) });
 }
 

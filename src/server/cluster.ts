@@ -11,7 +11,6 @@ import { ENV_WORKER_TLS_PORT } from '../config/schema.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { isTicketKeysRequest, rotateTicketKeys, ticketKeysFromPrimary, ticketKeysMessage } from '../tls/ticketKeys.js';
 import { acmeFromPrimary, AcmeForWorkers } from './acme.js';
-import { startBerth } from './berth.js';
 import { exitAfterFlush, logServing, reloadOnHangup, reloadSettings, stopOnSignals, type SettingsSource } from './lifecycle.js';
 import { watchConfigFile } from '../config/watch.js';
 
@@ -259,6 +258,7 @@ export async function runWorker(config: Config, logger: Logger, source?: Setting
   const port = Number(given ?? NaN);
   const own = given !== undefined && Number.isInteger(port) && port >= 0;
   const served = (settings: Config): Config => (own && settings.listen.port === config.listen.port ? { ...settings, listen: Object.freeze({ ...settings.listen, port }) } : settings);
+  const { startBerth } = await import('./berth.js'); // the proxy: not loaded in the primary
   const berth = await startBerth(served(config), tls, logger, { ticketKeys: await ticketKeysFromPrimary(logger), reusePort: own });
   acme?.serve(berth);
   answerMetricRequests(berth.registry);

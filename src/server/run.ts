@@ -5,7 +5,6 @@ import { warnings, type Config } from '../config/validate.js';
 import { loadTlsMaterial, type TlsMaterial } from '../tls/material.js';
 import { acmeInProcess } from './acme.js';
 import { rotateTicketKeys } from '../tls/ticketKeys.js';
-import { startBerth } from './berth.js';
 import { runPrimary, runWorker } from './cluster.js';
 import { logServing, reloadOnHangup, stopOnSignals, type SettingsSource } from './lifecycle.js';
 
@@ -24,6 +23,7 @@ export async function run(config: Config, logger: Logger, source?: SettingsSourc
   if (config.workers > 1) return runPrimary(config, tls, logger, source);
   const acme = config.acme ? acmeInProcess(config, logger) : undefined;
   const material: TlsMaterial = acme ? { ...tls, cert: acme.stored?.cert, key: acme.stored?.key } : tls;
+  const { startBerth } = await import('./berth.js'); // the proxy: a cluster's primary never loads it
   const berth = await startBerth(config, material, logger, { ticketKeys: rotateTicketKeys(config.tls.ticketKeyRotation, logger) });
   acme?.serve(berth);
   const admin = await startAdminListener(config, logger, {
