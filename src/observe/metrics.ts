@@ -29,6 +29,8 @@ export interface ServingMetrics extends RequestObserver {
   tlsHandshake(protocol: string, resumed: boolean): void;
   tlsHandshakeFailed(): void;
   connectionRefused(reason: string): void;
+  /** A GET or HEAD sent again on a new connection: the upstream cut the one it went out on. */
+  upstreamRetried(): void;
 }
 
 /** Durations from a token request to a multi-hour push. */
@@ -90,6 +92,11 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
     labelNames: ['reason'] as const,
     registers,
   });
+  const retries = new client.Counter({
+    name: 'berth_upstream_retries_total',
+    help: 'GET and HEAD requests sent again on a new connection because the registry cut the kept-alive one they went out on before answering.',
+    registers,
+  });
   const isUpload = (method: string, operation: Operation): boolean => operation === 'blob_upload' && method !== 'GET' && method !== 'HEAD' && method !== 'DELETE';
 
   return {
@@ -113,6 +120,7 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
     tlsHandshake: (protocol, resumed) => handshakes.inc({ protocol, resumed: String(resumed) }),
     tlsHandshakeFailed: () => handshakeFailures.inc(),
     connectionRefused: (reason) => refused.inc({ reason }),
+    upstreamRetried: () => retries.inc(),
   };
 }
 

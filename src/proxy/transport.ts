@@ -3,7 +3,7 @@ import type http from 'node:http';
 import type { Readable } from 'node:stream';
 import { buildConnector, Client, Pool, type Dispatcher } from 'undici';
 import type { BodyFraming } from './context.js';
-import { ProxyError } from './errors.js';
+import { ProxyError, classify } from './errors.js';
 import { IdleSweep, type Watched } from './idleSweep.js';
 import { RequestBody } from './requestBody.js';
 
@@ -25,7 +25,12 @@ import { RequestBody } from './requestBody.js';
  *   `timeouts.upstreamResponse` is one inactivity limit over the exchange, renewed by
  *   every chunk sent or received (IdleSweep);
  * - HTTP/1.1 only (undici 8 would offer h2 to an https upstream), no pipelining;
- * - a 101 that switches protocols (berth forwards no Upgrade) is the upstream's error.
+ * - a 101 that switches protocols (berth forwards no Upgrade) is the upstream's error;
+ * - a GET or HEAD whose connection the upstream closes or resets before any byte of its
+ *   answer (a kept-alive connection it cut as berth reused it: a Go server's or a
+ *   balancer's idle timeout announces nothing) is sent once more, on a new connection of
+ *   its own; a request with a body never is (its bytes are gone, and only the client can
+ *   send them again).
  */
 
 export interface TransportOptions {
@@ -36,6 +41,8 @@ export interface TransportOptions {
   readonly responseTimeout: number;
   /** An exception out of berth's own code in an undici callback (a bug): the exchange is dropped. */
   readonly onBug?: (err: unknown) => void;
+  /** A GET or HEAD is sent again on a new connection: the one it went out on was cut before any answer. */
+  readonly onRetry?: (retry: { readonly method: string; readonly path: string; readonly cause: unknown }) => void;
 }
 
 /** The upstream's status line and header lines, as received. */
@@ -89,7 +96,7 @@ export function createTransport(options: TransportOptions): Transport {
   let connector = connectorFor(options.connectTimeout);
   const sweepFor = (limit: number): IdleSweep<UpstreamExchange> | undefined => (limit > 0 ? new IdleSweep<UpstreamExchange>(limit) : undefined);
   let responseTimeout = options.responseTimeout;
-  const pool = new Pool(options.upstream.origin, {
+  const clientOptions: Client.Options = {
     pipelining: 1,
     allowH2: false,
     headersTimeout: 0,
@@ -99,31 +106,44 @@ export function createTransport(options: TransportOptions): Transport {
     // A connector of berth's own (the one undici builds from these options), so that a
     // reload can change its timeout.
     connect: (opts, callback) => connector(opts, callback),
-    // undici reports an exception thrown by a handler callback on the client: without a
-    // listener it would end the process.
-    factory: (origin, opts) => {
-      const client = new Client(origin, opts);
-      (client as unknown as EventEmitter).on('error', (err: unknown) => options.onBug?.(err));
-      return client;
-    },
-  });
+  };
+  // undici reports an exception thrown by a handler callback on the client: without a
+  // listener it would end the process.
+  const clientFor = (origin: string | URL, opts: Client.Options): Client => {
+    const client = new Client(origin, opts);
+    (client as unknown as EventEmitter).on('error', (err: unknown) => options.onBug?.(err));
+    return client;
+  };
+  const pool = new Pool(options.upstream.origin, { ...clientOptions, factory: clientFor });
+  // The connections made for retries, each for one request: closed with the transport.
+  const retries = new Set<Client>();
   // An exchange keeps the sweep it started under: a replaced one stops once its last exchange ends.
   let idle = sweepFor(responseTimeout);
   return {
     forward(req, res, exchange, body) {
-      const upstreamExchange = new UpstreamExchange(req, res, exchange, idle);
       const empty = body === 'none' || (body === 'length' && req.headers['content-length'] === '0');
-      pool.dispatch(
-        {
-          origin: options.upstream.origin,
-          method: req.method ?? 'GET',
-          path: req.url ?? '/',
-          headers: req.headers,
-          // A stream to undici (its test: pipe and on), but never the request itself (RequestBody).
-          body: empty ? null : (new RequestBody(req) as unknown as Readable),
-        },
-        upstreamExchange,
-      );
+      const method = req.method ?? 'GET';
+      const request: Dispatcher.DispatchOptions = {
+        origin: options.upstream.origin,
+        method,
+        path: req.url ?? '/',
+        headers: req.headers,
+        // A stream to undici (its test: pipe and on), but never the request itself (RequestBody).
+        body: empty ? null : (new RequestBody(req) as unknown as Readable),
+      };
+      let retry: ((cause: unknown) => void) | undefined;
+      if (empty && (method === 'GET' || method === 'HEAD')) {
+        retry = (cause) => {
+          options.onRetry?.({ method, path: request.path, cause });
+          const client = clientFor(options.upstream.origin, clientOptions);
+          retries.add(client);
+          client.dispatch(request, upstreamExchange);
+          // Closes once the request is done: a connection for this one request only.
+          void client.close().catch(() => {}).finally(() => retries.delete(client));
+        };
+      }
+      const upstreamExchange = new UpstreamExchange(req, res, exchange, idle, retry);
+      pool.dispatch(request, upstreamExchange);
       return upstreamExchange;
     },
     setTimeouts(timeouts) {
@@ -135,6 +155,7 @@ export function createTransport(options: TransportOptions): Transport {
     close() {
       idle?.stop();
       void pool.destroy().catch(() => {});
+      for (const client of retries) void client.destroy().catch(() => {});
     },
   };
 }
@@ -156,11 +177,19 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
     if (!this.done && !this.res.writableFinished) this.stop(new ProxyError('client_gone'));
   };
 
+  /** Whether any of the upstream's answer arrived (then the exchange is never sent again). */
+  private answered = false;
+
+  /**
+   * @param retry sends the request again on a new connection; given for a request without a
+   * body that may be sent twice (GET, HEAD), and called at most once.
+   */
   constructor(
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly exchange: Exchange,
     private readonly idle: IdleSweep<UpstreamExchange> | undefined,
+    private retry: ((cause: unknown) => void) | undefined,
   ) {
     idle?.watch(this);
     // The client left (at any moment, not only while its body arrives): so does the upstream request.
@@ -193,6 +222,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
   onResponseStart(controller: Dispatcher.DispatchController, status: number, _headers: unknown, statusMessage?: string): void {
     if (this.done) return;
     this.active = true;
+    this.answered = true;
     // An informational answer (103 Early Hints, 102): the final one follows; Node's client
     // did not relay them either. (undici fails a 100 nobody asked for; a 101, or a status
     // under 100, goes to the handler, which refuses it.)
@@ -221,6 +251,14 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
     if (this.done) return;
+    const retry = this.retry;
+    if (retry && !this.answered && !(error instanceof ProxyError) && classify(error).kind === 'upstream_reset' && !this.res.destroyed) {
+      // Cut before any byte of the answer: sent once more, on a new connection.
+      this.retry = undefined;
+      this.controller = undefined;
+      retry(error);
+      return;
+    }
     this.done = true;
     this.finish();
     this.exchange.onError(error);

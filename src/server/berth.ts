@@ -11,6 +11,7 @@ import { createHandler, type HandlerDeps } from '../proxy/handler.js';
 import { createTransport } from '../proxy/transport.js';
 import { BodyGarbage, COLLECT_EVERY } from '../proxy/bodyGarbage.js';
 import { InFlight } from '../observe/inFlight.js';
+import { redactPath } from '../observe/accessLog.js';
 import { createServingMetrics, type ServingMetrics } from '../observe/metrics.js';
 import { warnUncovered } from '../tls/files.js';
 import type { TlsMaterial } from '../tls/material.js';
@@ -63,6 +64,9 @@ export interface Berth {
 }
 
 /** Settings the request passes read: a reload prepares them again (proxySettingsOf). */
+/** Said with each retry (the upstream transport's keep-alive pool keeps idle connections 30 s). */
+const RETRY_HINT = 'now and then is harmless; often means the registry, or a balancer before it, closes idle connections sooner than 30 s';
+
 const PASS_SETTINGS: ReadonlySet<string> = new Set(['serverNames', 'trustedProxies', 'hsts.maxAge']);
 
 /**
@@ -104,6 +108,13 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     connectTimeout: config.timeouts.upstreamConnect,
     responseTimeout: config.timeouts.upstreamResponse,
     onBug: (err) => logger.error({ err }, 'internal error in an exchange with the registry: that request was dropped'),
+    onRetry: ({ method, path, cause }) => {
+      metrics.upstreamRetried();
+      logger.info(
+        { method, path: redactPath(path), code: (cause as NodeJS.ErrnoException).code, hint: RETRY_HINT },
+        'the registry cut the connection before answering: the request was sent again on a new connection',
+      );
+    },
   });
   const handlerDeps: HandlerDeps = {
     settings: proxySettingsOf(config, tls.devCa !== undefined),
