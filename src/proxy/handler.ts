@@ -8,6 +8,7 @@ import type { RequestObserver } from '../observe/metrics.js';
 import { createContext, type ProxySettings, type RequestContext } from './context.js';
 import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
+import { hasRepeatedLines, restoreRepeatedLines } from './request/repeatedLines.js';
 import type { BodyGarbage } from './bodyGarbage.js';
 import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/headers.js';
 import type { ClientIdle } from '../net/clientIdle.js';
@@ -71,6 +72,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       sendError(req, res, record.error, refused ? { 'retry-after': '5' } : {});
       return;
     }
+    const repeated = hasRepeatedLines(req);
     try {
       for (const pass of REQUEST_PASSES) pass(ctx);
     } catch (err) {
@@ -79,6 +81,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       sendError(req, res, record.error);
       return;
     }
+    if (repeated) restoreRepeatedLines(req, ctx.headers);
     req.url = ctx.url; // the transport forwards req.url byte-for-byte
     record.forwardedAt = performance.now();
     guardFraming(req, ctx, record, () => {
