@@ -29,7 +29,7 @@ function which(cmd: string): boolean {
  * but under CI a missing tool fails the run.
  */
 export function e2eTools(): { ok: true } | { ok: false; missing: string[] } {
-  const missing = ['docker-registry', 'skopeo', 'htpasswd'].filter((c) => !which(c));
+  const missing = ['docker-registry', 'skopeo', 'htpasswd', 'curl'].filter((c) => !which(c));
   if (missing.length && process.env.CI) throw new Error(`CI is set but the end-to-end tools are missing: ${missing.join(', ')}`);
   return missing.length ? { ok: false, missing } : { ok: true };
 }
