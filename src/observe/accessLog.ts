@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import type { ProxyError } from '../proxy/errors.js';
+import type { Explained } from './explain.js';
 
 /** What the handler counts for one request, for its access line. */
 export interface Exchanged {
@@ -17,6 +18,10 @@ export interface Exchanged {
   forwardedAt?: number;
   /** From then to the upstream's answer head, ms. */
   upstreamMs?: number;
+  /** performance.now() when berth had read the whole request body, ms. */
+  bodyEndedAt?: number;
+  /** What the answer tells beyond its status (observe/explain.ts). */
+  explained?: Explained;
 }
 
 /**
@@ -72,6 +77,16 @@ export function accessLine(req: http.IncomingMessage, res: http.ServerResponse, 
   const agent = req.headers['user-agent'];
   if (agent !== undefined) line.userAgent = agent.length > MAX_TEXT ? `${agent.slice(0, MAX_TEXT)}…` : agent;
   if (rec.upstreamMs !== undefined) line.upstreamMs = Math.round(rec.upstreamMs * 1000) / 1000;
+  const explained = rec.explained;
+  if (explained !== undefined) {
+    if (explained.finishMs !== undefined) line.finishMs = Math.round(explained.finishMs * 1000) / 1000;
+    if (explained.mount !== undefined) line.mount = explained.mount;
+    if (explained.anotherHop !== undefined) {
+      line.notFromRegistry = true;
+      if (explained.anotherHop.server !== undefined) line.answerServer = explained.anotherHop.server.slice(0, MAX_TEXT);
+    }
+    if (explained.tokenExpired !== undefined) line.tokenExpired = true;
+  }
   if (!res.writableFinished) line.completed = false;
   if (rec.error) line.error = rec.error.kind;
   if (rec.error?.detail) line.errorDetail = rec.error.detail;

@@ -1,5 +1,6 @@
 import client from 'prom-client';
 import type { ErrorKind } from '../proxy/errors.js';
+import type { Explained } from './explain.js';
 import { operationOf, type Operation } from './operation.js';
 
 /**
@@ -19,6 +20,7 @@ export interface RequestObserver {
     readonly bytesOut: number;
     readonly seconds: number;
     readonly error: ErrorKind | undefined;
+    readonly explained?: Explained | undefined;
   }): void;
 }
 
@@ -97,6 +99,29 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
     help: 'GET and HEAD requests sent again on a new connection because the registry cut the kept-alive one they went out on before answering.',
     registers,
   });
+  const finish = new client.Histogram({
+    name: 'berth_blob_upload_finish_seconds',
+    help: "Time the registry took to answer the final PUT of a blob upload after its last byte (digest check, move to storage).",
+    buckets: [0.05, 0.25, 1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600],
+    registers,
+  });
+  const mounts = new client.Counter({
+    name: 'berth_blob_mounts_total',
+    help: 'Cross-repository blob mounts asked for, by result: mounted (201), or an upload started instead (202).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  const anotherHop = new client.Counter({
+    name: 'berth_not_registry_answers_total',
+    help: 'Errors on /v2/ answered by something between berth and the registry (no Docker-Distribution-Api-Version: a proxy\'s 413, a balancer\'s 502/504, an HTML page), by status.',
+    labelNames: ['status'] as const,
+    registers,
+  });
+  const tokenExpired = new client.Counter({
+    name: 'berth_upload_token_expired_total',
+    help: 'Upload requests (PATCH, PUT) the registry refused 401 after the bearer token the client sent had expired: a push that outlived the token.',
+    registers,
+  });
   const isUpload = (method: string, operation: Operation): boolean => operation === 'blob_upload' && method !== 'GET' && method !== 'HEAD' && method !== 'DELETE';
 
   return {
@@ -114,6 +139,13 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
       bytesIn.inc(done.bytesIn);
       bytesOut.inc(done.bytesOut);
       if (done.error?.startsWith('upstream_')) upstreamErrors.inc({ kind: done.error.slice('upstream_'.length) });
+      const explained = done.explained;
+      if (explained !== undefined) {
+        if (explained.finishMs !== undefined) finish.observe(explained.finishMs / 1000);
+        if (explained.mount !== undefined) mounts.inc({ result: explained.mount });
+        if (explained.anotherHop !== undefined) anotherHop.inc({ status: String(done.status) });
+        if (explained.tokenExpired !== undefined) tokenExpired.inc();
+      }
     },
     connectionOpened: () => connections.inc(),
     connectionClosed: () => connections.dec(),

@@ -2,7 +2,8 @@ import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { accessLine, type Exchanged } from '../observe/accessLog.js';
+import { accessLine, redactPath, type Exchanged } from '../observe/accessLog.js';
+import { explainAnswer, headerOf, type UploadClock } from '../observe/explain.js';
 import type { InFlight } from '../observe/inFlight.js';
 import type { RequestObserver } from '../observe/metrics.js';
 import { createContext, type ProxySettings, type RequestContext } from './context.js';
@@ -44,6 +45,8 @@ export interface HandlerDeps {
   readonly observer?: RequestObserver;
   /** Told every body chunk relayed or dropped, to keep relayed chunks from piling up in memory. */
   readonly bodyGarbage?: BodyGarbage;
+  /** When this process saw uploads start (observe/explain.ts). */
+  readonly uploads: UploadClock;
 }
 
 /** Runs the passes in order for one request and streams it through the transport. */
@@ -158,6 +161,7 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
   // Per request, since Node resets the socket timeout to 0 after a keep-alive wait.
   deps.clientIdle.requestStarted(socket);
   req.once('end', () => {
+    record.bodyEndedAt = performance.now();
     if (!res.headersSent) deps.clientIdle.awaitingUpstream(socket);
   });
   const report = (): void => {
@@ -176,6 +180,7 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
         bytesOut: record.bytesOut,
         seconds: (performance.now() - record.started) / 1000,
         error: record.error?.kind,
+        explained: record.explained,
       });
     }
   };
@@ -209,8 +214,9 @@ function relayResponse(head: ResponseHead, req: http.IncomingMessage, res: http.
     hsts: ctx.hsts,
   };
   for (const pass of RESPONSE_PASSES) pass(out);
-  const uuid = headerValue(head.rawHeaders, 'docker-upload-uuid');
+  const uuid = headerOf(head.rawHeaders, 'docker-upload-uuid');
   if (uuid !== undefined) record.uploadUuid = uuid;
+  explain(head, ctx, record, uuid, deps);
   try {
     res.writeHead(out.status, head.statusMessage, flattenPairs(out.headers));
   } catch (err) {
@@ -220,10 +226,19 @@ function relayResponse(head: ResponseHead, req: http.IncomingMessage, res: http.
   return true;
 }
 
-/** The first value of a header, by its name in lower case. */
-function headerValue(raw: readonly string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) return raw[i + 1];
-  return undefined;
+/** What the answer tells beyond its status, kept for the access line and the metrics; an expired token is said at once. */
+function explain(head: ResponseHead, ctx: RequestContext, record: Exchanged, uuid: string | undefined, deps: HandlerDeps): void {
+  const asked = { method: ctx.method, url: ctx.url, authorization: ctx.headers.authorization, wallStart: performance.timeOrigin + record.started, bodyEndedAt: record.bodyEndedAt };
+  const explained = explainAnswer(asked, head.status, head.rawHeaders, uuid, deps.uploads, performance.now());
+  if (explained === undefined) return;
+  record.explained = explained;
+  const expired = explained.tokenExpired;
+  if (expired) {
+    deps.logger.warn(
+      { method: ctx.method, path: redactPath(ctx.url), tokenLifetimeSeconds: expired.lifetimeSeconds, tokenExpiredSecondsAgo: expired.expiredSecondsAgo, uploadSeconds: expired.uploadSeconds },
+      "the registry refused an upload's request (401): the bearer token the client sent had expired while the upload ran; raise the registry's token lifetime (Harbor: Administration, Configuration, System Settings, Token Expiration) above the longest push",
+    );
+  }
 }
 
 /**

@@ -12,6 +12,7 @@ import { createTransport } from '../proxy/transport.js';
 import { BodyGarbage, COLLECT_EVERY } from '../proxy/bodyGarbage.js';
 import { InFlight } from '../observe/inFlight.js';
 import { redactPath } from '../observe/accessLog.js';
+import { UploadClock } from '../observe/explain.js';
 import { createServingMetrics, type ServingMetrics } from '../observe/metrics.js';
 import { warnUncovered } from '../tls/files.js';
 import type { TlsMaterial } from '../tls/material.js';
@@ -125,6 +126,7 @@ export async function startBerth(config: Config, tls: TlsMaterial, logger: Logge
     connections,
     observer: metrics,
     bodyGarbage: new BodyGarbage(COLLECT_EVERY),
+    uploads: new UploadClock(),
   };
   const handler = createHandler(handlerDeps);
   const server = createHttpsServer({ config, cert: tls.cert, key: tls.key, logger, handler, clientIdle, connections, ticketKeys: options.ticketKeys });

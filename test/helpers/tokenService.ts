@@ -20,6 +20,8 @@ export interface TokenService {
   readonly rootCertBundle: string;
   /** Requests seen, "GET /path?query". */
   readonly seen: string[];
+  /** Seconds the tokens it signs from now on are dated back: a token issued that long ago (expired, if longer than its lifetime). */
+  backdate: number;
 }
 
 /** libtrust's key ID: SHA-256 of the DER public key, first 240 bits, base32, 12 groups of 4. */
@@ -45,6 +47,7 @@ export async function startTokenService(t: Test, options: { lifetimeSeconds: num
   const issuer = 'berth-test-issuer';
   const tokenPath = options.path ?? '/token';
   const seen: string[] = [];
+  const issued = { backdate: 0 };
   const b64 = (v: unknown): string => Buffer.from(JSON.stringify(v)).toString('base64url');
 
   const server = http.createServer((req, res) => {
@@ -57,7 +60,7 @@ export async function startTokenService(t: Test, options: { lifetimeSeconds: num
       res.writeHead(401, { 'content-type': 'application/json' }).end('{"details":"wrong user or password"}');
       return;
     }
-    const now = Math.floor(Date.now() / 1000);
+    const now = Math.floor(Date.now() / 1000) - issued.backdate;
     const access = url.searchParams.getAll('scope').map((scope) => {
       const [type, name, actions] = scope.split(':');
       return { type, name, actions: (actions ?? '').split(',').filter(Boolean) };
@@ -72,5 +75,5 @@ export async function startTokenService(t: Test, options: { lifetimeSeconds: num
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   const port = (server.address() as { port: number }).port;
-  return { url: `http://127.0.0.1:${port}${tokenPath}`, port, service, issuer, rootCertBundle, seen };
+  return Object.assign(issued, { url: `http://127.0.0.1:${port}${tokenPath}`, port, service, issuer, rootCertBundle, seen });
 }
