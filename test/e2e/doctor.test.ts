@@ -154,7 +154,7 @@ t.test('doctor', { skip }, async (t) => {
     const nginx = await innerNginx(t, registry.port, { xfp: '$http_x_forwarded_proto', maxBody: '1m' });
     const s = await berthFor(t, nginx.url);
     const r = await doctor([...s.args, '--repository', 'doctor/cap'], REGISTRY_PASSWORD);
-    expectFinding(t, r, 'limits-body-size', 'problem', ['413', 'client_max_body_size 0', 'berth has none']);
+    expectFinding(t, r, 'limits-body-size', 'problem', ['413', 'client_max_body_size 0', 'berth has none', /answered by "nginx[^"]*" between berth and the registry, not the registry/]);
     expectFinding(t, r, 'upload-location', 'ok', ['relative']);
     t.equal(r.code, 1, 'exit 1');
     t.same(uploadsLeft(registry, 'doctor/cap'), [], 'no upload session left');

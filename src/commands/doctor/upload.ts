@@ -1,7 +1,7 @@
 import { rewriteToPublic } from '../../proxy/response/origin.js';
 import type { Finding } from './findings.js';
 import type { AuthState } from './auth.js';
-import { asClient, formatBytes, forwarded, view, type DoctorContext } from './context.js';
+import { API_VERSION, asClient, formatBytes, forwarded, view, type DoctorContext } from './context.js';
 import { errorCode, send, type Reply } from './probe.js';
 
 /**
@@ -179,7 +179,7 @@ export async function throughputFindings(ctx: DoctorContext, auth: AuthState, fi
       id: 'limits-body-size',
       area: 'limits',
       level: 'problem',
-      detail: `a ${formatBytes(size)} PATCH ${ctx.berth ? 'through berth' : 'to the upstream'} was refused: 413 Request Entity Too Large`,
+      detail: `a ${formatBytes(size)} PATCH ${ctx.berth ? 'through berth' : 'to the upstream'} was refused: 413 Request Entity Too Large${answeredBy(reply)}`,
       cause: 'a body-size cap between berth and the registry (berth has none): nginx\'s client_max_body_size (1 MiB by default), an Ingress proxy-body-size',
       fix: 'client_max_body_size 0; in the inner nginx (Harbor\'s own sets it); nginx.ingress.kubernetes.io/proxy-body-size: "0"',
       data: { status: 413, server: reply.headers.server },
@@ -201,7 +201,7 @@ export async function throughputFindings(ctx: DoctorContext, auth: AuthState, fi
     return {};
   }
   if (reply.status !== 202) {
-    findings.push({ id: 'throughput', area: 'throughput', level: 'problem', detail: `a ${formatBytes(size)} PATCH answered ${reply.status}: ${reply.body.trim().slice(0, 160)}` });
+    findings.push({ id: 'throughput', area: 'throughput', level: 'problem', detail: `a ${formatBytes(size)} PATCH answered ${reply.status}${answeredBy(reply)}: ${reply.body.trim().slice(0, 160)}` });
     return {};
   }
   findings.push({ id: 'limits-body-size', area: 'limits', level: 'ok', detail: `a ${formatBytes(size)} body went through${ctx.berth ? ' berth' : ''} to the registry (no size cap met)` });
@@ -214,6 +214,17 @@ export async function throughputFindings(ctx: DoctorContext, auth: AuthState, fi
     data: { bytes: size, ms: Math.round(reply.ms), bytesPerSecond: Math.round(bytesPerSecond), through: via.name },
   });
   return { bytesPerSecond };
+}
+
+/**
+ * Who sent an error, when it was not the registry: the registry (and berth) marks every /v2/
+ * answer with Docker-Distribution-Api-Version; without it, a proxy or balancer on the way
+ * answered (named by its Server header, if any).
+ */
+export function answeredBy(reply: Reply): string {
+  if (reply.headers[API_VERSION] !== undefined) return ''; // the registry, or berth in its shape
+  const server = reply.headers.server;
+  return `, answered by ${server ? `"${server}"` : 'something'} between berth and the registry, not the registry (no Docker-Distribution-Api-Version)`;
 }
 
 /** The message of a registry-shaped error body, or the body's start. */
