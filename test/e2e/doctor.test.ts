@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
+import https from 'node:https';
+import net, { type AddressInfo } from 'node:net';
 import path from 'node:path';
 import t, { type Test } from 'tap';
 import type { Finding } from '../../src/commands/doctor/findings.js';
@@ -125,7 +126,7 @@ t.test('doctor', { skip }, async (t) => {
     const r = await doctor([...s.args, '--repository', 'doctor/good'], REGISTRY_PASSWORD);
     t.equal(r.code, 0, 'exit 0', { stderr: r.stderr });
     t.equal(r.problems, 0);
-    for (const id of ['config', 'tls-files', 'tls-chain', 'tls-expiry', 'tls-names', 'upstream-reachable', 'upstream-registry', 'upstream-challenge', 'upstream-scheme', 'berth-running', 'berth-ready', 'auth-realm', 'auth-token', 'upload-location', 'upload-forwarded-headers', 'upload-cleanup', 'limits-body-size', 'throughput', 'limits-timeouts']) {
+    for (const id of ['config', 'tls-files', 'tls-chain', 'tls-expiry', 'tls-names', 'upstream-reachable', 'upstream-registry', 'upstream-challenge', 'upstream-scheme', 'berth-running', 'berth-ready', 'auth-realm', 'auth-token', 'upload-location', 'upload-forwarded-headers', 'upload-cleanup', 'storage-redirect', 'limits-body-size', 'throughput', 'limits-timeouts']) {
       expectFinding(t, r, id, 'ok');
     }
     expectFinding(t, r, 'tls-trust', 'warning', ['private CA', '/etc/docker/certs.d/localhost:']);
@@ -147,6 +148,41 @@ t.test('doctor', { skip }, async (t) => {
     expectFinding(t, r, 'upload-location', 'ok', ['absolute (http://localhost:', `berth rewrites it to ${s.origin}`]);
     t.equal(r.code, 0, 'a warning, not a problem: pushes through berth work');
     t.same(uploadsLeft(registry, 'doctor/xfp'), [], 'no upload session left');
+  });
+
+  t.test('blob GETs redirected to object storage: followed as a client would, from here', async (t) => {
+    // The "object storage": https on localhost, serving the registry's own storage files,
+    // with a certificate set once the CA clients trust (berth's, given to doctor) exists.
+    let root = '';
+    const storage = https.createServer((req, res) => {
+      const file = path.join(root, 'data', new URL(req.url!, 'https://storage').pathname);
+      if (!file.startsWith(path.join(root, 'data')) || !fs.existsSync(file)) return void res.writeHead(404).end();
+      res.writeHead(200, { 'content-type': 'application/octet-stream' }).end(fs.readFileSync(file));
+    });
+    await new Promise<void>((resolve) => storage.listen(0, '127.0.0.1', resolve));
+    t.teardown(() => void storage.close());
+    const storagePort = (storage.address() as AddressInfo).port;
+    const registry = await startRegistry(t, { relativeUrls: false, storageRedirect: `https://localhost:${storagePort}` });
+    root = registry.root;
+    const s = await berthFor(t, registry.url);
+    const trusted = await s.pki.issue();
+    storage.setSecureContext({ cert: trusted.cert, key: trusted.key });
+    const r = await doctor([...s.args, '--repository', 'doctor/storage'], REGISTRY_PASSWORD);
+    expectFinding(t, r, 'storage-redirect', 'ok', [`redirected (307) to https://localhost:${storagePort}`, 'the certificate verifies and it served the blob']);
+
+    // A certificate from a CA clients were not given.
+    const other = await makeTestPki();
+    storage.setSecureContext({ cert: other.cert, key: other.key });
+    const untrusted = await doctor([...s.args, '--repository', 'doctor/storage'], REGISTRY_PASSWORD);
+    expectFinding(t, untrusted, 'storage-redirect', 'problem', ['certificate does not verify', 'storage.redirect.disable: true']);
+  });
+
+  t.test('blob GETs redirected to a storage name clients cannot resolve', async (t) => {
+    const registry = await startRegistry(t, { relativeUrls: false, storageRedirect: 'https://minio.berth-test.invalid:9000' });
+    const s = await berthFor(t, registry.url);
+    const r = await doctor([...s.args, '--repository', 'doctor/storage'], REGISTRY_PASSWORD);
+    expectFinding(t, r, 'storage-redirect', 'problem', ['minio.berth-test.invalid does not resolve', 'Harbor storage_service.redirect.disable: true']);
+    t.equal(r.code, 1, 'exit 1');
   });
 
   t.test('an inner nginx with a small client_max_body_size: 413, with the fix', async (t) => {

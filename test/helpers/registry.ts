@@ -48,7 +48,7 @@ function authSection(auth: RegistryAuth, htpasswd: string): string {
 /** How the registry authenticates: htpasswd (REGISTRY_USER), none, or tokens from a token service. */
 export type RegistryAuth = 'htpasswd' | 'none' | { readonly token: { readonly realm: string; readonly service: string; readonly issuer: string; readonly rootCertBundle: string } };
 
-export async function startRegistry(t: Test, options: { relativeUrls: boolean; auth?: RegistryAuth }): Promise<TestRegistry> {
+export async function startRegistry(t: Test, options: { relativeUrls: boolean; auth?: RegistryAuth; storageRedirect?: string }): Promise<TestRegistry> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-registry-'));
   const htpasswd = execFileSync('htpasswd', ['-Bbn', REGISTRY_USER, REGISTRY_PASSWORD], { encoding: 'utf8' });
   fs.writeFileSync(path.join(root, 'htpasswd'), htpasswd);
@@ -58,6 +58,8 @@ export async function startRegistry(t: Test, options: { relativeUrls: boolean; a
     `storage: { filesystem: { rootdirectory: ${JSON.stringify(path.join(root, 'data'))} }, delete: { enabled: true } }`,
     `http: { addr: "127.0.0.1:0", secret: berth-test-secret, relativeurls: ${options.relativeUrls} }`,
     authSection(options.auth ?? 'htpasswd', path.join(root, 'htpasswd')),
+    // Blob GETs answered with a redirect to this origin and the blob's storage path, as on object storage.
+    options.storageRedirect ? `middleware: { storage: [ { name: redirect, options: { baseurl: ${JSON.stringify(options.storageRedirect)} } } ] }` : '',
     '',
   ].join('\n');
   fs.writeFileSync(path.join(root, 'config.yml'), config);

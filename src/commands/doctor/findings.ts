@@ -6,7 +6,7 @@
 
 export type Level = 'ok' | 'warning' | 'problem';
 
-export type Area = 'tls' | 'upstream' | 'berth' | 'auth' | 'upload' | 'throughput' | 'limits';
+export type Area = 'tls' | 'upstream' | 'berth' | 'auth' | 'upload' | 'storage' | 'throughput' | 'limits';
 
 export interface Finding {
   /** Stable, kebab-case; docs/doctor/<id>.md explains it. */
@@ -49,6 +49,7 @@ export const FINDING_IDS = [
   'upload-location',
   'upload-forwarded-headers',
   'upload-cleanup',
+  'storage-redirect',
   'throughput',
   'limits-timeouts',
   'limits-body-size',

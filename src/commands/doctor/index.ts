@@ -13,6 +13,7 @@ import { timeoutFindings } from './limits.js';
 import { throughputFindings, uploadFindings } from './upload.js';
 import { upstreamFindings } from './upstream.js';
 import { tlsFindings } from './tls.js';
+import { storageFindings } from './storage.js';
 
 /**
  * `berth doctor`: the whole chain, client to registry, as berth sees it: the settings, the
@@ -130,6 +131,7 @@ export async function doctor(options: DoctorOptions, env: NodeJS.ProcessEnv, rea
     const auth: AuthState = await authFindings(ctx, upstream, findings);
     if (auth.authorization || auth.open) {
       await uploadFindings(ctx, auth, findings);
+      await storageFindings(ctx, auth, ca, findings);
       const { bytesPerSecond } = await throughputFindings(ctx, auth, findings);
       if (auth.lifetime !== undefined) findings.push(tokenLifetimeFinding(auth.lifetime, bytesPerSecond));
     } else if (!credentials) {

@@ -4,7 +4,7 @@ import https from 'node:https';
 
 /** Somewhere doctor sends requests: the upstream directly, the running berth, or a token service. */
 export interface Endpoint {
-  readonly name: 'upstream' | 'berth' | 'realm';
+  readonly name: 'upstream' | 'berth' | 'realm' | 'storage';
   /** Where to connect: http(s)://host:port. */
   readonly connect: URL;
   /** TLS SNI to send and the name the certificate must cover (berth: publicOrigin's host). */
