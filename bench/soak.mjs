@@ -5,9 +5,18 @@
 // what was pushed, berth's resident memory and open file descriptors back at their level
 // before the load, and no upstream connection left open once the keep-alive pool has aged.
 //
+// With SOAK_FAULTS=1 (npm run bench:faults) it is a fault soak: meanwhile a script restarts
+// the registry, kills a worker, renews the certificate and sends SIGHUP, one every
+// SOAK_FAULT_SECONDS, in turn. Clients retry as real ones do (skopeo's --retry-times 3, then
+// the whole push up to 3 times, as a CI job would); once the faults stop, every image a
+// client reported pushed is pulled back and compared. It reports pushes attempted,
+// succeeded, failed, images verified, and berth's memory and file descriptors at start and
+// end; it fails if a reported push does not pull back identical, or if anything grew.
+//
 // Needs: docker-registry, skopeo, htpasswd (Debian: docker-registry skopeo apache2-utils)
-// and a build (npm run build). Run: npm run bench:soak
-// Environment: SOAK_SECONDS (120), SOAK_CLIENTS (4), SOAK_LAYER_MB (8).
+// and a build (npm run build). Run: npm run bench:soak (or bench:faults)
+// Environment: SOAK_SECONDS (120), SOAK_CLIENTS (4), SOAK_LAYER_MB (8), SOAK_FAULTS (0),
+// SOAK_FAULT_SECONDS (6).
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -16,11 +25,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import selfsigned from 'selfsigned';
+import { injectFaults, replaceFile, withRetries } from './lib/faults.mjs';
 import { writeOciImage } from './lib/oci.mjs';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 120);
 const CLIENTS = Number(process.env.SOAK_CLIENTS ?? 4);
 const LAYER = Number(process.env.SOAK_LAYER_MB ?? 8) * 2 ** 20;
+const FAULTS = process.env.SOAK_FAULTS === '1';
+const FAULT_EVERY_MS = Number(process.env.SOAK_FAULT_SECONDS ?? 6) * 1000;
 /** berth keeps an unused upstream connection this long (src/proxy/transport.ts), plus a margin. */
 const POOL_AGE_MS = 35_000;
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -52,11 +64,12 @@ const ca = await selfsigned.generate([{ name: 'commonName', value: 'soak CA' }],
   ...base,
   extensions: [{ name: 'basicConstraints', cA: true, critical: true }, { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }],
 });
-const leaf = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
+const leafOptions = {
   ...base,
   ca: { key: ca.private, cert: ca.cert },
   extensions: [{ name: 'basicConstraints', cA: false }, { name: 'keyUsage', digitalSignature: true }, { name: 'extKeyUsage', serverAuth: true }, { name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] }],
-});
+};
+const leaf = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], leafOptions);
 const caDir = path.join(work, 'ca');
 fs.mkdirSync(caDir);
 fs.writeFileSync(path.join(caDir, 'ca.crt'), ca.cert);
@@ -77,9 +90,20 @@ auth: { htpasswd: { realm: soak, path: ${JSON.stringify(path.join(work, 'htpassw
 `,
 );
 const registryEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
-const registry = spawn('docker-registry', ['serve', path.join(work, 'registry.yml')], { env: registryEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+let registry = spawn('docker-registry', ['serve', path.join(work, 'registry.yml')], { env: registryEnv, stdio: ['ignore', 'pipe', 'pipe'] });
 children.push(registry);
 const registryPort = await waitFor(registry, /listening on 127\.0\.0\.1:(\d+)/, 'docker-registry', true);
+/** Stops the registry (SIGTERM, as an orchestrator does) and starts it again on its port, with its storage. */
+async function restartRegistry() {
+  const exited = new Promise((resolve) => registry.once('exit', resolve));
+  registry.kill('SIGTERM');
+  await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
+  registry.kill('SIGKILL');
+  fs.writeFileSync(path.join(work, 'registry.yml'), fs.readFileSync(path.join(work, 'registry.yml'), 'utf8').replace(/127\.0\.0\.1:\d+/, `127.0.0.1:${registryPort}`));
+  registry = spawn('docker-registry', ['serve', path.join(work, 'registry.yml')], { env: registryEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(registry);
+  await waitFor(registry, /listening on 127\.0\.0\.1:(\d+)/, 'docker-registry', true);
+}
 
 // ---- berth
 const berth = spawn(
@@ -90,8 +114,15 @@ const berth = spawn(
 children.push(berth);
 const berthPort = await waitFor(berth, /"listen":"https:\/\/127\.0\.0\.1:(\d+)"/, 'berth', false);
 let failedRequests = 0;
+/** Workers that have answered a request (a fault kills only a serving one). */
+const serving = new Set();
 berth.stdout.on('data', (d) => {
-  for (const line of d.toString().split('\n')) if (/"msg":"request"/.test(line) && /"status":5\d\d/.test(line)) failedRequests++;
+  for (const line of d.toString().split('\n')) {
+    if (!/"msg":"request"/.test(line)) continue;
+    if (/"status":5\d\d/.test(line)) failedRequests++;
+    const pid = /"pid":(\d+)/.exec(line);
+    if (pid) serving.add(Number(pid[1]));
+  }
 });
 const host = `localhost:${berthPort}`;
 
@@ -143,20 +174,35 @@ function verify(dir, diffIds) {
   if (JSON.stringify(got) !== JSON.stringify(diffIds)) throw new Error(`pulled layers ${got} differ from pushed ${diffIds}`);
 }
 
-async function roundTrip(name) {
+const copy = (from, to, certFlag) => skopeo(['copy', '--quiet', '--retry-times', FAULTS ? '3' : '0', '--policy', policyFile, '--authfile', authFile, certFlag, caDir, from, to]);
+
+/** Pushes a fresh image; resolves with what to verify it by, and how many pushes it took. */
+async function push(name) {
   const src = path.join(work, `${name}-src`);
-  const back = path.join(work, `${name}-back`);
   const diffIds = writeOciImage(src, [LAYER, 64 * 1024, 4096], 'soak').layerDigests;
   const ref = `docker://${host}/soak/${name}:v1`;
   try {
-    await skopeo(['copy', '--quiet', '--policy', policyFile, '--authfile', authFile, '--dest-cert-dir', caDir, `oci:${src}:soak`, ref]);
-    await skopeo(['copy', '--quiet', '--policy', policyFile, '--authfile', authFile, '--src-cert-dir', caDir, ref, `oci:${back}:soak`]);
-    verify(back, diffIds);
-    return LAYER + 64 * 1024 + 4096;
+    const tries = await withRetries(FAULTS ? 3 : 1, 2000, () => copy(`oci:${src}:soak`, ref, '--dest-cert-dir'));
+    return { ref, diffIds, tries };
   } finally {
     fs.rmSync(src, { recursive: true, force: true });
+  }
+}
+
+/** Pulls an image back and compares its layers with those pushed. */
+async function pullAndVerify({ ref, diffIds }, name) {
+  const back = path.join(work, `${name}-back`);
+  try {
+    await withRetries(FAULTS ? 3 : 1, 2000, () => copy(ref, `oci:${back}:soak`, '--src-cert-dir'));
+    verify(back, diffIds);
+  } finally {
     fs.rmSync(back, { recursive: true, force: true });
   }
+}
+
+async function roundTrip(name) {
+  await pullAndVerify(await push(name), name);
+  return LAYER + 64 * 1024 + 4096;
 }
 
 // ---- process accounting
@@ -209,7 +255,7 @@ const fmt = (s) => Object.entries(s).map(([pid, v]) => `${pid === String(berth.p
 await roundTrip('warmup');
 await new Promise((r) => setTimeout(r, 2000));
 const before = snapshot();
-console.log(`soak: ${SECONDS} s, ${CLIENTS} clients, layers of ${LAYER / MiB} MiB + 64 KiB + 4 KiB, berth workers auto (${berthProcesses().length - 1})`);
+console.log(`soak${FAULTS ? ` with faults every ${FAULT_EVERY_MS / 1000} s` : ''}: ${SECONDS} s, ${CLIENTS} clients, layers of ${LAYER / MiB} MiB + 64 KiB + 4 KiB, berth workers auto (${berthProcesses().length - 1})`);
 console.log(`before: ${fmt(before)}`);
 
 const peak = {};
@@ -220,11 +266,55 @@ const sampler = setInterval(() => {
 }, 500);
 const deadline = Date.now() + SECONDS * 1000;
 const results = { ok: 0, failed: 0, bytes: 0, errors: [] };
+/** Fault mode: pushes attempted, reported pushed (with how many tries), failed; then verified or lost. */
+const pushes = { attempted: 0, firstTry: 0, afterRetries: 0, failed: 0, verified: 0, lost: [] };
+const pushed = [];
+let faults;
+if (FAULTS) {
+  faults = injectFaults(
+    [
+      {
+        name: 'worker killed',
+        run: () => {
+          const workers = berthProcesses().filter((pid) => pid !== berth.pid && serving.has(pid));
+          if (workers.length === 0) throw new Error('no serving worker');
+          process.kill(workers[Math.floor(Math.random() * workers.length)], 'SIGKILL');
+        },
+      },
+      {
+        name: 'certificate renewed',
+        run: async () => {
+          const renewed = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], leafOptions);
+          replaceFile(path.join(work, 'tls.key'), renewed.private, 0o600);
+          replaceFile(path.join(work, 'tls.crt'), renewed.cert);
+        },
+      },
+      { name: 'registry restarted', run: restartRegistry },
+      { name: 'SIGHUP', run: () => void berth.kill('SIGHUP') },
+    ],
+    FAULT_EVERY_MS,
+    (line) => console.log(`  ${new Date().toISOString().slice(11, 19)} ${line}`),
+  );
+}
 await Promise.all(
   Array.from({ length: CLIENTS }, async (_, c) => {
     for (let i = 0; Date.now() < deadline; i++) {
+      const name = `c${c}-${i}`;
+      if (FAULTS) {
+        pushes.attempted++;
+        try {
+          const image = await push(name);
+          pushed.push({ ...image, name });
+          if (image.tries === 1) pushes.firstTry++;
+          else pushes.afterRetries++;
+        } catch (err) {
+          pushes.failed++;
+          results.errors.push(err.message.slice(0, 300));
+        }
+        continue;
+      }
       try {
-        results.bytes += await roundTrip(`c${c}-${i}`);
+        results.bytes += await roundTrip(name);
         results.ok++;
       } catch (err) {
         results.failed++;
@@ -234,7 +324,22 @@ await Promise.all(
   }),
 );
 clearInterval(sampler);
-console.log(`load: ${results.ok} push+pull round trips verified, ${results.failed} failed, ${(results.bytes / MiB).toFixed(0)} MiB of layers each way; berth answered ${failedRequests} requests with 5xx`);
+if (FAULTS) {
+  await faults.stop();
+  console.log(`faults: ${Object.entries(faults.injected).map(([k, v]) => `${k} ×${v}`).join(', ')}${faults.failed.length ? `; not injected: ${faults.failed.join('; ')}` : ''}`);
+  // Every image a client reported pushed, pulled back once the faults have stopped.
+  for (const image of pushed) {
+    try {
+      await pullAndVerify(image, `verify-${image.name}`);
+      pushes.verified++;
+    } catch (err) {
+      pushes.lost.push(`${image.name}: ${err.message.slice(0, 200)}`);
+    }
+  }
+  console.log(`pushes: ${pushes.attempted} attempted, ${pushes.firstTry + pushes.afterRetries} reported pushed (${pushes.firstTry} at the first try, ${pushes.afterRetries} after a whole-push retry), ${pushes.failed} failed after 3 tries; ${pushes.verified} of ${pushed.length} pulled back byte-identical${pushes.lost.length ? `; LOST: ${pushes.lost.join('; ')}` : ''}; berth answered ${failedRequests} requests with 5xx`);
+} else {
+  console.log(`load: ${results.ok} push+pull round trips verified, ${results.failed} failed, ${(results.bytes / MiB).toFixed(0)} MiB of layers each way; berth answered ${failedRequests} requests with 5xx`);
+}
 console.log(`upstream connections during the load: up to ${mostUpstream} (so the count below can see them)`);
 console.log(`peak RSS: ${Object.entries(peak).map(([pid, v]) => `${pid === String(berth.pid) ? 'primary' : `worker ${pid}`} ${(v / MiB).toFixed(0)} MiB`).join('; ')}`);
 for (const e of results.errors.slice(0, 5)) console.log(`  error: ${e}`);
@@ -246,16 +351,30 @@ const left = upstreamConnections();
 console.log(`after: ${fmt(after)}; upstream connections open: ${left}`);
 
 const problems = [];
-if (results.failed > 0 || results.ok === 0) problems.push(`${results.failed} failed operations, ${results.ok} verified`);
-if (failedRequests > 0) problems.push(`${failedRequests} 5xx answers`);
-for (const [pid, b] of Object.entries(before)) {
-  const a = after[pid];
-  if (!a) {
-    problems.push(`process ${pid} is gone`);
-    continue;
+if (FAULTS) {
+  // Data: every push a client was told succeeded pulls back identical.
+  if (pushes.lost.length > 0 || pushes.verified === 0) problems.push(`${pushes.lost.length} reported pushes did not pull back identical, ${pushes.verified} did`);
+  // Resources: workers were replaced, so the bound is per role: the primary against itself,
+  // each worker now against the largest worker before.
+  const worst = (snap, key) => Math.max(...Object.entries(snap).filter(([pid]) => pid !== String(berth.pid)).map(([, v]) => v[key]));
+  const primary = String(berth.pid);
+  if (after[primary].fds > before[primary].fds) problems.push(`primary: ${after[primary].fds} fds after, ${before[primary].fds} before`);
+  if (after[primary].rss > before[primary].rss + 16 * MiB) problems.push(`primary: ${(after[primary].rss / MiB).toFixed(0)} MiB after, ${(before[primary].rss / MiB).toFixed(0)} MiB before`);
+  if (worst(after, 'fds') > worst(before, 'fds')) problems.push(`a worker holds ${worst(after, 'fds')} fds after, at most ${worst(before, 'fds')} before`);
+  if (worst(after, 'rss') > worst(before, 'rss') + 16 * MiB) problems.push(`a worker is at ${(worst(after, 'rss') / MiB).toFixed(0)} MiB after, at most ${(worst(before, 'rss') / MiB).toFixed(0)} before`);
+  if (Object.keys(after).length !== Object.keys(before).length) problems.push(`${Object.keys(after).length} processes after, ${Object.keys(before).length} before`);
+} else {
+  if (results.failed > 0 || results.ok === 0) problems.push(`${results.failed} failed operations, ${results.ok} verified`);
+  if (failedRequests > 0) problems.push(`${failedRequests} 5xx answers`);
+  for (const [pid, b] of Object.entries(before)) {
+    const a = after[pid];
+    if (!a) {
+      problems.push(`process ${pid} is gone`);
+      continue;
+    }
+    if (a.fds > b.fds) problems.push(`process ${pid}: ${a.fds} fds after, ${b.fds} before`);
+    if (a.rss > b.rss + 16 * MiB) problems.push(`process ${pid}: ${(a.rss / MiB).toFixed(0)} MiB after, ${(b.rss / MiB).toFixed(0)} MiB before`);
   }
-  if (a.fds > b.fds) problems.push(`process ${pid}: ${a.fds} fds after, ${b.fds} before`);
-  if (a.rss > b.rss + 16 * MiB) problems.push(`process ${pid}: ${(a.rss / MiB).toFixed(0)} MiB after, ${(b.rss / MiB).toFixed(0)} MiB before`);
 }
 if (left > 0) problems.push(`${left} upstream connections still open`);
 console.log(problems.length === 0 ? 'soak: all well' : `soak: ${problems.join('; ')}`);

@@ -40,6 +40,7 @@ const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 1
 
 export function createServingMetrics(registry: client.Registry): ServingMetrics {
   const registers = [registry];
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []): client.Counter<L> => new client.Counter<L>({ name, help, labelNames, registers });
   const requests = new client.Counter({
     name: 'berth_requests_total',
     help: 'Requests answered (or cut), by method, status class and registry operation.',
@@ -82,46 +83,22 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
     registers,
   });
   const handshakeFailures = new client.Counter({ name: 'berth_tls_handshake_failures_total', help: 'TLS handshakes that failed (protocol, cipher, certificate or a client that left).', registers });
-  const upstreamErrors = new client.Counter({
-    name: 'berth_upstream_errors_total',
-    help: 'Requests that failed on the upstream side, by kind.',
-    labelNames: ['kind'] as const,
-    registers,
-  });
-  const refused = new client.Counter({
-    name: 'berth_connections_refused_total',
-    help: 'Connections answered with a refusal because a connection cap was reached, by reason.',
-    labelNames: ['reason'] as const,
-    registers,
-  });
-  const retries = new client.Counter({
-    name: 'berth_upstream_retries_total',
-    help: 'GET and HEAD requests sent again on a new connection because the registry cut the kept-alive one they went out on before answering.',
-    registers,
-  });
+  const upstreamErrors = counter('berth_upstream_errors_total', 'Requests that failed on the upstream side, by kind.', ['kind']);
+  const refused = counter('berth_connections_refused_total', 'Connections answered with a refusal because a connection cap was reached, by reason.', ['reason']);
+  const retries = counter('berth_upstream_retries_total', 'GET and HEAD requests sent again on a new connection because the registry cut the kept-alive one they went out on before answering.');
   const finish = new client.Histogram({
     name: 'berth_blob_upload_finish_seconds',
     help: "Time the registry took to answer the final PUT of a blob upload after its last byte (digest check, move to storage).",
     buckets: [0.05, 0.25, 1, 5, 15, 30, 60, 120, 300, 600, 900, 1800, 3600],
     registers,
   });
-  const mounts = new client.Counter({
-    name: 'berth_blob_mounts_total',
-    help: 'Cross-repository blob mounts asked for, by result: mounted (201), or an upload started instead (202).',
-    labelNames: ['result'] as const,
-    registers,
-  });
-  const anotherHop = new client.Counter({
-    name: 'berth_not_registry_answers_total',
-    help: 'Errors on /v2/ answered by something between berth and the registry (no Docker-Distribution-Api-Version: a proxy\'s 413, a balancer\'s 502/504, an HTML page), by status.',
-    labelNames: ['status'] as const,
-    registers,
-  });
-  const tokenExpired = new client.Counter({
-    name: 'berth_upload_token_expired_total',
-    help: 'Upload requests (PATCH, PUT) the registry refused 401 after the bearer token the client sent had expired: a push that outlived the token.',
-    registers,
-  });
+  const mounts = counter('berth_blob_mounts_total', 'Cross-repository blob mounts asked for, by result: mounted (201), or an upload started instead (202).', ['result']);
+  const anotherHop = counter(
+    'berth_not_registry_answers_total',
+    "Errors on /v2/ answered by something between berth and the registry (no Docker-Distribution-Api-Version: a proxy's 413, a balancer's 502/504, an HTML page), by status.",
+    ['status'],
+  );
+  const tokenExpired = counter('berth_upload_token_expired_total', 'Upload requests (PATCH, PUT) the registry refused 401 after the bearer token the client sent had expired: a push that outlived the token.');
   const isUpload = (method: string, operation: Operation): boolean => operation === 'blob_upload' && method !== 'GET' && method !== 'HEAD' && method !== 'DELETE';
 
   return {
