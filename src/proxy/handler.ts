@@ -228,6 +228,7 @@ function relayResponse(head: ResponseHead, req: http.IncomingMessage, res: http.
 
 /** What the answer tells beyond its status, kept for the access line and the metrics; an expired token is said at once. */
 function explain(head: ResponseHead, ctx: RequestContext, record: Exchanged, uuid: string | undefined, deps: HandlerDeps): void {
+  if (head.status < 300 && ctx.method === 'GET') return; // most answers: nothing to tell, nothing allocated
   const asked = { method: ctx.method, url: ctx.url, authorization: ctx.headers.authorization, wallStart: performance.timeOrigin + record.started, bodyEndedAt: record.bodyEndedAt };
   const explained = explainAnswer(asked, head.status, head.rawHeaders, uuid, deps.uploads, performance.now());
   if (explained === undefined) return;
