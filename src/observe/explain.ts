@@ -1,3 +1,6 @@
+import type { Logger } from 'pino';
+import { redactPath } from './accessLog.js';
+
 /**
  * What berth can tell about a registry answer that a general-purpose front cannot, for the
  * access line, the metrics and a warning: the time the registry took over a final PUT, a
@@ -100,6 +103,14 @@ export function explainAnswer(asked: Asked, status: number, rawHeaders: readonly
   }
   if (id !== undefined && ((method === 'PUT' && status < 300) || method === 'DELETE')) uploads.ended(id);
   return explained;
+}
+
+/** Said at once: the fix is the registry's, and the push has failed. */
+export function warnTokenExpired(logger: Logger, asked: Asked, expired: TokenExpired): void {
+  logger.warn(
+    { method: asked.method, path: redactPath(asked.url), tokenLifetimeSeconds: expired.lifetimeSeconds, tokenExpiredSecondsAgo: expired.expiredSecondsAgo, uploadSeconds: expired.uploadSeconds },
+    "the registry refused an upload's request (401): the bearer token the client sent had expired while the upload ran; raise the registry's token lifetime (Harbor: Administration, Configuration, System Settings, Token Expiration) above the longest push",
+  );
 }
 
 /**

@@ -2,8 +2,8 @@ import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { accessLine, redactPath, type Exchanged } from '../observe/accessLog.js';
-import { explainAnswer, headerOf, type UploadClock } from '../observe/explain.js';
+import { accessLine, type Exchanged } from '../observe/accessLog.js';
+import { explainAnswer, headerOf, warnTokenExpired, type UploadClock } from '../observe/explain.js';
 import type { InFlight } from '../observe/inFlight.js';
 import type { RequestObserver } from '../observe/metrics.js';
 import { createContext, type ProxySettings, type RequestContext } from './context.js';
@@ -226,20 +226,14 @@ function relayResponse(head: ResponseHead, req: http.IncomingMessage, res: http.
   return true;
 }
 
-/** What the answer tells beyond its status, kept for the access line and the metrics; an expired token is said at once. */
+/** What the answer tells beyond its status, kept for the access line and the metrics (observe/explain.ts). */
 function explain(head: ResponseHead, ctx: RequestContext, record: Exchanged, uuid: string | undefined, deps: HandlerDeps): void {
   if (head.status < 300 && ctx.method === 'GET') return; // most answers: nothing to tell, nothing allocated
   const asked = { method: ctx.method, url: ctx.url, authorization: ctx.headers.authorization, wallStart: performance.timeOrigin + record.started, bodyEndedAt: record.bodyEndedAt };
   const explained = explainAnswer(asked, head.status, head.rawHeaders, uuid, deps.uploads, performance.now());
   if (explained === undefined) return;
   record.explained = explained;
-  const expired = explained.tokenExpired;
-  if (expired) {
-    deps.logger.warn(
-      { method: ctx.method, path: redactPath(ctx.url), tokenLifetimeSeconds: expired.lifetimeSeconds, tokenExpiredSecondsAgo: expired.expiredSecondsAgo, uploadSeconds: expired.uploadSeconds },
-      "the registry refused an upload's request (401): the bearer token the client sent had expired while the upload ran; raise the registry's token lifetime (Harbor: Administration, Configuration, System Settings, Token Expiration) above the longest push",
-    );
-  }
+  if (explained.tokenExpired) warnTokenExpired(deps.logger, asked, explained.tokenExpired);
 }
 
 /**
