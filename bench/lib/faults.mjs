@@ -12,9 +12,13 @@ export function injectFaults(faults, everyMs, log) {
   const failed = [];
   let stopped = false;
   let timer;
+  let wake = () => {};
   const done = (async () => {
     for (let i = 0; !stopped; i++) {
-      await new Promise((resolve) => (timer = setTimeout(resolve, everyMs)));
+      await new Promise((resolve) => {
+        wake = resolve;
+        timer = setTimeout(resolve, everyMs);
+      });
       if (stopped) break;
       const fault = faults[i % faults.length];
       try {
@@ -32,6 +36,7 @@ export function injectFaults(faults, everyMs, log) {
     async stop() {
       stopped = true;
       clearTimeout(timer);
+      wake(); // the pause ends now, and with it the loop
       await done;
     },
   };
