@@ -26,11 +26,11 @@ import { RequestBody } from './requestBody.js';
  *   every chunk sent or received (IdleSweep);
  * - HTTP/1.1 only (undici 8 would offer h2 to an https upstream), no pipelining;
  * - a 101 that switches protocols (berth forwards no Upgrade) is the upstream's error;
- * - a GET or HEAD whose connection the upstream closes or resets before any byte of its
- *   answer (a kept-alive connection it cut as berth reused it: a Go server's or a
- *   balancer's idle timeout announces nothing) is sent once more, on a new connection of
- *   its own; a request with a body never is (its bytes are gone, and only the client can
- *   send them again).
+ * - a GET or HEAD whose connection the upstream closes or resets before its answer's head
+ *   is in (a kept-alive connection it cut as berth reused it: a Go server's or a balancer's
+ *   idle timeout announces nothing) is sent once more, on a new connection of its own, as
+ *   nginx's `proxy_next_upstream error` does; a request with a body never is (its bytes are
+ *   gone, and only the client can send them again).
  */
 
 export interface TransportOptions {
@@ -41,7 +41,7 @@ export interface TransportOptions {
   readonly responseTimeout: number;
   /** An exception out of berth's own code in an undici callback (a bug): the exchange is dropped. */
   readonly onBug?: (err: unknown) => void;
-  /** A GET or HEAD is sent again on a new connection: the one it went out on was cut before any answer. */
+  /** A GET or HEAD is sent again on a new connection: the one it went out on was cut before the answer's head. */
   readonly onRetry?: (retry: { readonly method: string; readonly path: string; readonly cause: unknown }) => void;
 }
 
@@ -177,7 +177,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
     if (!this.done && !this.res.writableFinished) this.stop(new ProxyError('client_gone'));
   };
 
-  /** Whether any of the upstream's answer arrived (then the exchange is never sent again). */
+  /** Whether the upstream's answer head arrived (then the exchange is never sent again). */
   private answered = false;
 
   /**
