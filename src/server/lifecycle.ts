@@ -82,8 +82,8 @@ export function reloadSettings(berth: Berth, logger: Logger, load: () => Config)
 
 /**
  * SIGHUP: re-read the certificate and key (they are watched too; this forces it), and the
- * settings. Without `watchFile` (a worker: its primary watches the file and tells it), a
- * change of the config file reloads the settings too.
+ * settings. With `watchFile` (a single process), a change of the config file reloads the
+ * settings too; a worker gets false: its primary watches the file and tells it.
  */
 export function reloadOnHangup(berth: Berth, logger: Logger, source: SettingsSource | undefined, watchFile = true): void {
   process.on('SIGHUP', () => {
