@@ -90,9 +90,14 @@ auth: { htpasswd: { realm: soak, path: ${JSON.stringify(path.join(work, 'htpassw
 `,
 );
 const registryEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('REGISTRY_')));
-let registry = spawn('docker-registry', ['serve', path.join(work, 'registry.yml')], { env: registryEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-children.push(registry);
-const registryPort = await waitFor(registry, /listening on 127\.0\.0\.1:(\d+)/, 'docker-registry', true);
+let registry;
+/** Starts docker-registry on registry.yml; resolves with the port it listens on. */
+function startRegistry() {
+  registry = spawn('docker-registry', ['serve', path.join(work, 'registry.yml')], { env: registryEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(registry);
+  return waitFor(registry, /listening on 127\.0\.0\.1:(\d+)/, 'docker-registry', true);
+}
+const registryPort = await startRegistry();
 /** Stops the registry (SIGTERM, as an orchestrator does) and starts it again on its port, with its storage. */
 async function restartRegistry() {
   const exited = new Promise((resolve) => registry.once('exit', resolve));
@@ -100,9 +105,7 @@ async function restartRegistry() {
   await Promise.race([exited, new Promise((resolve) => setTimeout(resolve, 10_000))]);
   registry.kill('SIGKILL');
   fs.writeFileSync(path.join(work, 'registry.yml'), fs.readFileSync(path.join(work, 'registry.yml'), 'utf8').replace(/127\.0\.0\.1:\d+/, `127.0.0.1:${registryPort}`));
-  registry = spawn('docker-registry', ['serve', path.join(work, 'registry.yml')], { env: registryEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(registry);
-  const started = waitFor(registry, /listening on 127\.0\.0\.1:(\d+)/, 'docker-registry', true);
+  const started = startRegistry();
   const late = new Promise((_, reject) => setTimeout(() => reject(new Error('the registry did not listen again within 30 s')), 30_000).unref());
   await Promise.race([started, late]);
 }

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
-import { redactPath } from './accessLog.js';
+import { redactPath, uploadUuid } from './accessLog.js';
+import { operationOf } from './operation.js';
 
 /**
  * What berth can tell about a registry answer that a general-purpose front cannot, for the
@@ -46,7 +47,6 @@ export interface Asked {
   readonly bodyEndedAt: number | undefined;
 }
 
-const UPLOAD = /^\/v2\/.+\/blobs\/uploads(?:\/([^/?#]*))?(?:[?#]|$)/;
 const API_VERSION = 'docker-distribution-api-version';
 /** Statuses a registry only sends with its API version header; without it, a hop in between sent them. */
 const HOP_STATUSES = new Set([413, 502, 503, 504]);
@@ -88,9 +88,8 @@ export function explainAnswer(asked: Asked, status: number, rawHeaders: readonly
     explained = { anotherHop: { server: headerOf(rawHeaders, 'server') } };
   }
   if (method === 'GET' || method === 'HEAD') return explained;
-  const upload = UPLOAD.exec(url);
-  if (!upload) return explained;
-  const id = uuid ?? (upload[1] || undefined);
+  if (operationOf(method, url) !== 'blob_upload') return explained;
+  const id = uploadUuid(url, uuid);
   if (method === 'POST') {
     if (status === 202 && id !== undefined) uploads.started(id, now);
     if (url.includes('mount=') && (status === 201 || status === 202)) explained = { ...explained, mount: status === 201 ? 'mounted' : 'upload' };
