@@ -1,8 +1,7 @@
-import crypto from 'node:crypto';
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import { accessLine, type Exchanged } from '../observe/accessLog.js';
+import { accessLog, type AccessLog, type Exchanged } from '../observe/accessLog.js';
 import { explainAnswer, headerOf, warnTokenExpired, type UploadClock } from '../observe/explain.js';
 import type { InFlight } from '../observe/inFlight.js';
 import type { RequestObserver } from '../observe/metrics.js';
@@ -10,6 +9,7 @@ import { createContext, type ProxySettings, type RequestContext } from './contex
 import { ProxyError, classify, sendError } from './errors.js';
 import { REQUEST_PASSES, RESPONSE_PASSES } from './passes.js';
 import { hasRepeatedLines, restoreRepeatedLines } from './request/repeatedLines.js';
+import { newRequestId } from './request/requestId.js';
 import type { BodyGarbage } from './bodyGarbage.js';
 import { flattenPairs, pairsFromRaw, type ResponseContext } from './response/headers.js';
 import type { ClientIdle } from '../net/clientIdle.js';
@@ -53,6 +53,7 @@ export interface HandlerDeps {
 export function createHandler(deps: HandlerDeps): http.RequestListener {
   // The latest response on each connection, to see whether it is to close the connection.
   const latest = new WeakMap<Socket, http.ServerResponse>();
+  const log = accessLog(deps.logger);
   return (req, res) => {
     const before = latest.get(req.socket);
     if (before && !before.shouldKeepAlive) {
@@ -65,7 +66,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
     const socket = req.socket; // req.socket is gone once the response closes
     latest.set(socket, res);
     const ctx = createContext(deps.settings, req, deps.connections.clientOf(socket));
-    const record = track(req, res, ctx, deps);
+    const record = track(req, res, ctx, deps, log);
     const refused = deps.connections.refusalOf(socket);
     const refusal = refused ?? headerRefusal(req);
     if (refusal) {
@@ -152,7 +153,7 @@ function countBody(req: http.IncomingMessage, record: Exchanged, garbage: BodyGa
 }
 
 /** Timeouts, the in-flight record and the access line for one request. */
-function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, deps: HandlerDeps): Exchanged {
+function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, deps: HandlerDeps, log: AccessLog): Exchanged {
   const record: Exchanged = { started: performance.now(), bytesIn: 0, bytesOut: 0, client: ctx.client, error: undefined };
   const socket = req.socket;
   deps.inFlight.add(req, res, record);
@@ -168,8 +169,8 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
     if (!res.writableFinished && !record.error) record.error = new ProxyError('client_gone');
     record.client = ctx.client;
     // Answered by berth before the passes set one: the line still gets its own.
-    record.requestId = ctx.requestId || crypto.randomUUID();
-    deps.logger.info(accessLine(req, res, record));
+    record.requestId = ctx.requestId || newRequestId();
+    log(req, res, record);
     deps.inFlight.done(req);
     if (operation !== undefined) {
       deps.observer?.finished({

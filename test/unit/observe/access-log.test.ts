@@ -1,5 +1,10 @@
+import type http from 'node:http';
+import { Writable } from 'node:stream';
+import fc from 'fast-check';
 import t from 'tap';
-import { redactPath } from '../../../src/observe/accessLog.js';
+import { accessFields, accessLog, redactPath, type Exchanged } from '../../../src/observe/accessLog.js';
+import { createLogger } from '../../../src/observe/logger.js';
+import { ProxyError } from '../../../src/proxy/errors.js';
 
 const cases: [string, string][] = [
   ['/v2/a/blobs/uploads/u?_state=abc%2B%3D&digest=sha256%3Ax', '/v2/a/blobs/uploads/u?_state=REDACTED&digest=sha256%3Ax'],
@@ -12,3 +17,84 @@ const cases: [string, string][] = [
   ['/v2/a/blobs/uploads/u?_state=a%ZZ&%E0=b', '/v2/a/blobs/uploads/u?_state=REDACTED&%E0=b'],
 ];
 for (const [input, expected] of cases) t.equal(redactPath(input), expected, input);
+
+/** A request and response as the access line reads them, without a socket. */
+function exchanged(fields: { method: string; url: string; headers: Record<string, string>; status: number; finished: boolean; client: string; requestId: string; detail: string }) {
+  const req = { method: fields.method, url: fields.url, headers: fields.headers } as unknown as http.IncomingMessage;
+  const res = { headersSent: fields.status !== 499, statusCode: fields.status, writableFinished: fields.finished } as unknown as http.ServerResponse;
+  const rec: Exchanged = {
+    started: performance.now() - 12.3456,
+    bytesIn: 7,
+    bytesOut: 1234,
+    client: fields.client,
+    requestId: fields.requestId,
+    upstreamMs: 3.25,
+    uploadUuid: fields.url.includes('uploads') ? undefined : 'u-1',
+    error: fields.finished ? undefined : new ProxyError('upstream_reset', { detail: fields.detail }),
+  };
+  return { req, res, rec };
+}
+
+/** Captures what a JSON logger writes. */
+function capture(): { logger: ReturnType<typeof createLogger>; lines: () => string[] } {
+  let out = '';
+  const sink = new Writable({ write: (chunk: Buffer, _enc, done) => void ((out += chunk.toString()), done()) });
+  return { logger: createLogger({ level: 'info', format: 'json' }, sink), lines: () => out.split('\n').filter(Boolean) };
+}
+
+t.test("the access line is the line pino writes for the same fields, whatever the client sent", async (t) => {
+  const text = fc.string({ unit: 'binary', maxLength: 40 });
+  await fc.assert(
+    fc.asyncProperty(
+      fc.record({
+        method: fc.constantFrom('GET', 'PUT', 'PATCH', 'HEAD'),
+        url: fc.oneof(fc.constantFrom('/v2/', '/v2/a/b/manifests/latest', '/v2/r/blobs/uploads/abc?_state=x&digest=sha256%3A0'), text.map((s) => `/v2/${s}`)),
+        headers: fc.record({ 'user-agent': text, authorization: text.map((s) => `Basic ${Buffer.from(`${s}:pw`).toString('base64')}`) }, { requiredKeys: [] }),
+        status: fc.constantFrom(200, 201, 404, 499),
+        finished: fc.boolean(),
+        client: fc.oneof(fc.ipV4(), fc.ipV6()),
+        requestId: text,
+        detail: text,
+      }),
+      async (fields) => {
+        const { req, res, rec } = exchanged(fields);
+        const ours = capture();
+        accessLog(ours.logger)(req, res, rec);
+        const pinos = capture();
+        // pino given the same fields as an object: the framing and order it writes.
+        pinos.logger.info(JSON.parse(`{${accessFields(req, res, rec).slice(1)}}`) as object);
+        await new Promise((resolve) => setImmediate(resolve));
+        const [line] = ours.lines();
+        const [reference] = pinos.lines();
+        const parsed = JSON.parse(line!) as Record<string, unknown>;
+        const expected = JSON.parse(reference!) as Record<string, unknown>;
+        // Written a moment apart: the time and the duration may differ a little.
+        t.ok(Math.abs((parsed.time as number) - (expected.time as number)) < 1000);
+        t.ok(Math.abs((parsed.durationMs as number) - (expected.durationMs as number)) < 1000);
+        expected.time = parsed.time;
+        expected.durationMs = parsed.durationMs;
+        if (JSON.stringify(parsed) !== JSON.stringify(expected)) throw new Error(`differs from pino's line:\n${line}\n${reference}`);
+        t.equal(parsed.client, fields.client);
+        t.equal(parsed.requestId, fields.requestId, 'a value is written as given, escaped');
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+t.test('the access line follows the logger level, changed after the writer was made', async (t) => {
+  const { logger, lines } = capture();
+  const write = accessLog(logger);
+  const { req, res, rec } = exchanged({ method: 'GET', url: '/v2/', headers: {}, status: 200, finished: true, client: '::1', requestId: 'r', detail: '' });
+  write(req, res, rec);
+  logger.level = 'warn';
+  write(req, res, rec);
+  logger.level = 'info';
+  write(req, res, rec);
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(lines().length, 2, 'none at warn');
+  const line = JSON.parse(lines()[0]!) as Record<string, unknown>;
+  t.same(Object.keys(line).slice(0, 5), ['level', 'time', 'pid', 'msg', 'method'], "pino's framing first");
+  t.equal(line.level, 30);
+  t.equal(line.pid, process.pid);
+});

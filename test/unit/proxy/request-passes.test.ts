@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import type { IncomingHttpHeaders } from 'node:http';
 import t from 'tap';
 import { addressSet } from '../../../src/net/cidr.js';
@@ -7,6 +8,7 @@ import { REQUEST_PASSES } from '../../../src/proxy/passes.js';
 import { checkHost } from '../../../src/proxy/request/host.js';
 import { stripHopByHop } from '../../../src/proxy/request/hopByHop.js';
 import { setForwarded } from '../../../src/proxy/request/forwarded.js';
+import { newRequestId, setRequestId } from '../../../src/proxy/request/requestId.js';
 
 const settings = (trusted: string[] = [], publicOrigin?: string): ProxySettings => ({
   upstream: new URL('http://127.0.0.1:5000'),
@@ -126,4 +128,20 @@ t.test('HSTS is decided once per request with the public origin: for named hosts
   // HSTS off.
   t.equal(decided(proxySettings(settings([], 'https://registry.example.com')), 'registry.example.com'), undefined);
   t.equal(decided(proxySettings(settings()), 'registry.example.com'), undefined);
+});
+
+t.test('request ids berth makes are UUID-shaped and never repeat', async (t) => {
+  const ids = new Set<string>();
+  for (let i = 0; i < 10_000; i++) ids.add(newRequestId());
+  t.equal(ids.size, 10_000, 'no id repeats');
+  const [first] = ids;
+  t.match(first, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/, 'RFC 9562 layout, version 8, variant 10');
+  const ctx = ctxFor({ host: 'r', 'x-request-id': 'from-the-client' });
+  setRequestId(ctx);
+  t.not(ctx.requestId, 'from-the-client', "an untrusted client's id is replaced");
+  t.equal(ctx.headers['x-request-id'], ctx.requestId, 'and sent upstream as logged');
+  // Another process draws its own part: ids from two workers never meet.
+  const built = new URL('../../../dist/proxy/request/requestId.js', import.meta.url).href;
+  const other = execFileSync(process.execPath, ['--input-type=module', '-e', `import { newRequestId } from '${built}'; process.stdout.write(newRequestId());`], { encoding: 'utf8' });
+  t.not(other.slice(0, 23), first!.slice(0, 23), 'another process, another prefix');
 });
