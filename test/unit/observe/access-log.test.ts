@@ -1,6 +1,7 @@
 import type http from 'node:http';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
+import pino from 'pino';
 import t from 'tap';
 import { accessFields, accessLog, redactPath, type Exchanged } from '../../../src/observe/accessLog.js';
 import { createLogger } from '../../../src/observe/logger.js';
@@ -97,4 +98,16 @@ t.test('the access line follows the logger level, changed after the writer was m
   t.same(Object.keys(line).slice(0, 5), ['level', 'time', 'pid', 'msg', 'method'], "pino's framing first");
   t.equal(line.level, 30);
   t.equal(line.pid, process.pid);
+});
+
+t.test('a stream that wants pino\'s metadata (multistream) gets the access line through pino', async (t) => {
+  let out = '';
+  const sink = new Writable({ write: (chunk: Buffer, _enc, done) => void ((out += chunk.toString()), done()) });
+  const logger = createLogger({ level: 'info', format: 'json' }, pino.multistream([{ stream: sink, level: 'info' }]));
+  const { req, res, rec } = exchanged({ method: 'PUT', url: '/v2/r/blobs/uploads/u1?_state=secret', headers: {}, status: 201, finished: true, client: '10.0.0.1', requestId: 'r-1', detail: '' });
+  accessLog(logger)(req, res, rec);
+  await new Promise((resolve) => setImmediate(resolve));
+  const line = JSON.parse(out.trim()) as Record<string, unknown>;
+  t.match(line, { level: 30, msg: 'request', method: 'PUT', status: 201, client: '10.0.0.1', requestId: 'r-1', repository: 'r', uploadUuid: 'u1' });
+  t.equal(line.path, '/v2/r/blobs/uploads/u1?_state=REDACTED');
 });
