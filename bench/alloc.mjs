@@ -8,7 +8,7 @@
 // collected (includeObjectsCollectedByMinorGC/MajorGC): all that was allocated, not only
 // what is still alive.
 // Needs: wrk (Debian: apt-get install wrk), Node 22 or later (its WebSocket).
-// Environment: ALLOC_SECONDS (5, per measurement), ALLOC_ROUNDS (2), ALLOC_TOP (15, functions
+// Environment: ALLOC_SECONDS (5, per measurement), ALLOC_ROUNDS (3), ALLOC_TOP (15, functions
 // listed per front), BENCH_BERTH_ALSO (as bench:compare: "label=DIR,…", other builds).
 import { spawn, spawnSync, execFile } from 'node:child_process';
 import fs from 'node:fs';
@@ -19,7 +19,7 @@ import selfsigned from 'selfsigned';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.ALLOC_SECONDS ?? 5);
-const ROUNDS = Number(process.env.ALLOC_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.ALLOC_ROUNDS ?? 3);
 const TOP = Number(process.env.ALLOC_TOP ?? 15);
 const builds = [{ name: 'berth', entry: path.join(here, '..', 'dist', 'cli.js') }];
 for (const item of (process.env.BENCH_BERTH_ALSO ?? '').split(',').filter(Boolean)) {
@@ -128,7 +128,7 @@ const where = (frame) => `${frame.functionName || '(anonymous)'} ${frame.url.rep
 
 async function measure(front) {
   const session = await devtools(front.ws);
-  await wrk(front.port, 3); // compiled and warm before counting
+  await wrk(front.port, 5); // compiled and warm before counting (the first round's warm-up is the longest)
   await session.call('HeapProfiler.enable');
   await session.call('HeapProfiler.startSampling', { samplingInterval: 256, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
   const requests = await wrk(front.port, SECONDS);
@@ -157,7 +157,11 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 
-const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const median = (values) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length / 2;
+  return Number.isInteger(middle) ? (sorted[middle - 1] + sorted[middle]) / 2 : sorted[Math.floor(middle)];
+};
 const naive = median(results.get('naive').map((r) => r.perRequest));
 console.log(`\n| front | KiB allocated per small request (median of ${ROUNDS}) | × naive |\n| --- | ---: | ---: |`);
 for (const front of fronts) {
