@@ -55,13 +55,7 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
       tally.handOver((labels, count) => this.inc(labels, count));
     },
   });
-  const duration = new client.Histogram({
-    name: 'berth_request_duration_seconds',
-    help: 'Time from the request line to the end of the response, by registry operation.',
-    labelNames: ['operation'] as const,
-    buckets: DURATION_BUCKETS,
-    registers,
-  });
+  const duration = new LabelledHistogram('berth_request_duration_seconds', 'Time from the request line to the end of the response, by registry operation.', 'operation', DURATION_BUCKETS, registry);
   const countedAtScrape = (name: string, help: string, read: () => number): void => {
     let handed = 0;
     new client.Counter({
@@ -133,7 +127,7 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
       inFlight--;
       if (isUpload(done.method, done.operation)) uploads--;
       tally.count(done.method, done.operation, done.status);
-      duration.observe({ operation: done.operation }, done.seconds);
+      duration.observe(done.operation, done.seconds);
       bytesInCounted += done.bytesIn;
       bytesOutCounted += done.bytesOut;
       if (done.error?.startsWith('upstream_')) upstreamErrors.inc({ kind: done.error.slice('upstream_'.length) });
@@ -185,6 +179,84 @@ export class RequestTally {
         }
       }
     }
+  }
+}
+
+/** A line of a histogram's exposition, as prom-client's registry reads it. */
+interface HistogramValue {
+  readonly labels: Record<string, string | number>;
+  readonly value: number;
+  readonly metricName: string;
+}
+
+/** One series of a LabelledHistogram: observations per bucket (not cumulative), their sum and count. */
+interface HistogramSeries {
+  readonly perBucket: number[];
+  sum: number;
+  count: number;
+}
+
+/**
+ * A Prometheus histogram with one label, observed into plain arrays: prom-client's
+ * Histogram builds, validates and hashes a label object on every observe(), once per
+ * request for berth_request_duration_seconds. It answers its registry as prom-client's
+ * metrics do (get, reset; the 'sum' aggregator across workers), with the values in
+ * prom-client's order and shape, so its text and the workers' sum are the ones a
+ * prom-client Histogram gives for the same observations (a generated-input test compares
+ * them).
+ */
+export class LabelledHistogram {
+  readonly type = 'histogram';
+  readonly aggregator = 'sum';
+  readonly #series = new Map<string, HistogramSeries>();
+
+  constructor(
+    readonly name: string,
+    readonly help: string,
+    private readonly label: string,
+    private readonly buckets: readonly number[],
+    registry: client.Registry,
+  ) {
+    registry.registerMetric(this as unknown as client.Metric);
+  }
+
+  /** One observation for the series whose label has this value; a value that is not finite is not counted. */
+  observe(labelValue: string, value: number): void {
+    if (!Number.isFinite(value)) return;
+    let series = this.#series.get(labelValue);
+    if (series === undefined) this.#series.set(labelValue, (series = { perBucket: this.buckets.map(() => 0), sum: 0, count: 0 }));
+    const buckets = this.buckets;
+    for (let i = 0; i < buckets.length; i++) {
+      if (value <= buckets[i]!) {
+        series.perBucket[i]!++;
+        break;
+      }
+    }
+    series.sum += value;
+    series.count++;
+  }
+
+  /** The values as prom-client's Histogram gives them: cumulative buckets, +Inf, sum and count, series by series. */
+  get(): Promise<{ name: string; help: string; type: 'histogram'; aggregator: 'sum'; values: HistogramValue[] }> {
+    const values: HistogramValue[] = [];
+    const bucket = `${this.name}_bucket`;
+    for (const [labelValue, series] of this.#series) {
+      let cumulative = 0;
+      for (let i = 0; i < this.buckets.length; i++) {
+        cumulative += series.perBucket[i]!;
+        values.push({ labels: { le: this.buckets[i]!, [this.label]: labelValue }, value: cumulative, metricName: bucket });
+      }
+      values.push(
+        { labels: { le: '+Inf', [this.label]: labelValue }, value: series.count, metricName: bucket },
+        { labels: { [this.label]: labelValue }, value: series.sum, metricName: `${this.name}_sum` },
+        { labels: { [this.label]: labelValue }, value: series.count, metricName: `${this.name}_count` },
+      );
+    }
+    return Promise.resolve({ name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values });
+  }
+
+  reset(): void {
+    this.#series.clear();
   }
 }
 
