@@ -1,9 +1,6 @@
 import pino, { type DestinationStream, type Logger } from 'pino';
-import sonicBoom, { type SonicBoom as SonicBoomClass } from 'sonic-boom';
-
-// sonic-boom is CommonJS (module.exports = SonicBoom); its types describe an ES default export.
-const SonicBoom = sonicBoom as unknown as typeof SonicBoomClass;
 import type { LogFormat, LogLevel } from '../config/validate.js';
+import { StdoutLines } from './stdoutLines.js';
 
 /**
  * The root logger. Header objects are never logged by berth, and the serializers below
@@ -53,39 +50,20 @@ export function withoutCredentials(headers: unknown): unknown {
   return out;
 }
 
-/** How much log output may wait for a slow reader before lines are dropped. */
-const MAX_PENDING_BYTES = 16 * 1024 * 1024;
-
-/** PIPE_BUF on Linux: a write this size or smaller to a pipe is never interleaved with another's. */
-const ATOMIC_WRITE = 4096;
-
 /**
- * berth's stdout. pino's default is asynchronous but unbounded, and registers a
+ * berth's stdout: StdoutLines, which never blocks the event loop behind a stalled log
+ * collector, holds at most MAX_PENDING_BYTES for it, writes whole lines within PIPE_BUF
+ * so the workers' lines never interleave on a shared pipe, and is flushed at exit with a
+ * deadline (exitAfterFlush). (pino's default destination is unbounded, and registers a
  * synchronous flush at exit that spins forever when nobody reads stdout: behind a
- * stalled log collector berth could not even be stopped. This one holds at most
- * MAX_PENDING_BYTES (beyond, lines are dropped and counted, and the count is logged once
- * the reader catches up), is flushed at exit with a deadline (exitAfterFlush), and writes
- * whole lines within PIPE_BUF so the workers' lines never interleave on a shared pipe.
+ * stalled collector berth could not even be stopped.)
  */
 function stdoutDestination(): DestinationStream {
   // Creating process.stdout makes Node put a pipe on fd 1 in non-blocking mode: a write to
-  // a full pipe then fails with EAGAIN, which sonic-boom retries, instead of blocking the
-  // libuv thread it runs on, which process.exit would then wait for forever.
+  // a full pipe then fails at once with EAGAIN instead of blocking the event loop.
   process.stdout.on('error', () => undefined);
-  // minLength 1 writes every line at once, as 0 would, but makes flush(cb) wait for
-  // the writes in flight (with 0 it calls back at once and the last lines are lost at exit).
-  const destination = new SonicBoom({ fd: 1, sync: false, minLength: 1, maxLength: MAX_PENDING_BYTES, maxWrite: ATOMIC_WRITE });
-  // EPIPE and the like: nobody reads stdout any more; keep serving rather than die for want of logs.
-  destination.on('error', () => undefined);
-  let dropped = 0;
-  destination.on('drop', (data: string) => {
-    dropped += data.split('\n').filter(Boolean).length;
-  });
-  destination.on('drain', () => {
-    if (dropped === 0) return;
-    const line = JSON.stringify({ level: 40, time: Date.now(), pid: process.pid, msg: 'log lines dropped: stdout was not read in time', dropped });
-    dropped = 0;
-    destination.write(line + '\n');
-  });
+  const destination = new StdoutLines(1);
+  // What is still queued when the process exits: as much as the reader takes at once.
+  process.once('exit', () => destination.flush());
   return destination;
 }
