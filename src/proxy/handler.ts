@@ -161,7 +161,7 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
   const operation = deps.observer?.started(method, ctx.url);
   // Per request, since Node resets the socket timeout to 0 after a keep-alive wait.
   deps.clientIdle.requestStarted(socket);
-  req.once('end', () => {
+  req.on('end', () => {
     record.bodyEndedAt = performance.now();
     if (!res.headersSent) deps.clientIdle.awaitingUpstream(socket);
   });

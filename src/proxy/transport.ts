@@ -192,8 +192,9 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
     private retry: ((cause: unknown) => void) | undefined,
   ) {
     idle?.watch(this);
-    // The client left (at any moment, not only while its body arrives): so does the upstream request.
-    res.once('close', this.clientGone);
+    // The client left (at any moment, not only while its body arrives): so does the upstream
+    // request. (on, not once: once wraps the listener in two objects per request; finish removes it.)
+    res.on('close', this.clientGone);
   }
 
   /** The upstream has been quiet for timeouts.upstreamResponse (IdleSweep). */

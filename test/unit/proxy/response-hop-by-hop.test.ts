@@ -38,3 +38,29 @@ t.test('connectionTokens: the names a Connection header lists, lowercased', asyn
   t.same(tokens(['close', 'X-Internal']), ['close', 'x-internal']);
   t.equal(connectionTokens('keep-alive'), connectionTokens('keep-alive'), 'the common values are parsed once');
 });
+
+t.test('whatever the names, their case and the Connection tokens, what stays is what the plain rule keeps', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const { FRAMING, isFixedHopByHop } = await import('../../../src/proxy/hopByHop.js');
+  const base = ['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'proxy-x', 'content-length', 'content-type', 'host', 'date', 'x-internal', 'close', 'docker-upload-uuid', 'set-cookie', 'p', 'proxy', 'tee', 'x'];
+  // Each letter in either case; now and then a latin1 letter that lowercases to another latin1 letter.
+  const cased = (name: string) => fc.array(fc.boolean(), { minLength: name.length, maxLength: name.length }).map((upper) => [...name].map((c, i) => (upper[i] ? c.toUpperCase() : c)).join(''));
+  const name = fc.oneof(fc.constantFrom(...base).chain(cased), fc.stringMatching(/^[A-Za-z\xC0-\xDE\xE0-\xFE-]{1,18}$/));
+  const header = fc.tuple(name, fc.string({ maxLength: 8 }));
+  const connection = fc.array(fc.oneof(fc.constantFrom(...base).chain(cased), fc.stringMatching(/^[A-Za-z\xC0-\xDE-]{1,12}$/)), { maxLength: 4 }).map((tokens) => ['Connection', tokens.join(', ')] as [string, string]);
+  fc.assert(
+    fc.property(fc.array(fc.oneof(header, connection), { maxLength: 12 }), (list) => {
+      const headers: HeaderPairs = list.map(([n, v]) => [n, v]);
+      const named = connectionTokens(headers.filter(([n]) => n.toLowerCase() === 'connection').map(([, v]) => v));
+      const expected = headers.filter(([n]) => {
+        const lower = n.toLowerCase();
+        return !(isFixedHopByHop(lower) || (named.has(lower) && !FRAMING.has(lower)));
+      });
+      const ctx = { status: 200, headers, upstream: new URL('http://u'), publicOrigin: '' };
+      stripResponseHopByHop(ctx);
+      return JSON.stringify(ctx.headers) === JSON.stringify(expected);
+    }),
+    { numRuns: 2000 },
+  );
+  t.pass();
+});
