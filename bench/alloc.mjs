@@ -12,10 +12,10 @@
 // listed per front), BENCH_BERTH_ALSO (as bench:compare: "label=DIR,…", other builds).
 import { spawn, spawnSync, execFile } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import selfsigned from 'selfsigned';
+import { scratch } from './lib/scratch.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.ALLOC_SECONDS ?? 5);
@@ -37,13 +37,7 @@ if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) {
   process.exit(2);
 }
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-alloc-'));
-const children = [];
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGTERM');
-  fs.rmSync(work, { recursive: true, force: true });
-});
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+const { work, children } = scratch('berth-alloc-');
 
 const cert = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
   keyType: 'ec',

@@ -22,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import selfsigned from 'selfsigned';
+import { scratch } from './lib/scratch.mjs';
 
 const env = (name, fallback) => Number(process.env[name] ?? fallback);
 const ROUNDS = env('BENCH_ROUNDS', 3);
@@ -70,15 +71,7 @@ if (!fs.existsSync(cli)) {
   process.exit(2);
 }
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-compare-'));
-const children = [];
-process.on('exit', () => {
-  // SIGTERM, not SIGKILL: nginx's master and berth's primary then end their workers too.
-  for (const child of children) child.kill('SIGTERM');
-  fs.rmSync(work, { recursive: true, force: true });
-});
-// A signal would otherwise end this process without 'exit', leaving berth and nginx running.
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+const { work, children } = scratch('berth-compare-');
 
 // ---- certificates: one CA, one ECDSA P-256 server certificate for localhost
 const now = Date.now();

@@ -20,13 +20,13 @@
 import { execFile, execFileSync, spawn, spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import zlib from 'node:zlib';
 import selfsigned from 'selfsigned';
 import { injectFaults, replaceFile, withRetries } from './lib/faults.mjs';
 import { writeOciImage } from './lib/oci.mjs';
+import { scratch } from './lib/scratch.mjs';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 120);
 const CLIENTS = Number(process.env.SOAK_CLIENTS ?? 4);
@@ -49,13 +49,7 @@ if (!fs.existsSync(cli)) {
   process.exit(2);
 }
 
-const work = fs.mkdtempSync(path.join(os.tmpdir(), 'berth-soak-'));
-const children = [];
-process.on('exit', () => {
-  for (const child of children) child.kill('SIGKILL');
-  fs.rmSync(work, { recursive: true, force: true });
-});
-for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
+const { work, children } = scratch('berth-soak-', 'SIGKILL');
 
 // ---- certificates
 const now = Date.now();
