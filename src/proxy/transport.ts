@@ -114,7 +114,9 @@ export function createTransport(options: TransportOptions): Transport {
     (client as unknown as EventEmitter).on('error', (err: unknown) => options.onBug?.(err));
     return client;
   };
-  const pool = new Pool(options.upstream.origin, { ...clientOptions, factory: clientFor });
+  // URL's origin getter builds a new string on every read.
+  const origin = options.upstream.origin;
+  const pool = new Pool(origin, { ...clientOptions, factory: clientFor });
   // The connections made for retries, each for one request: closed with the transport.
   const retries = new Set<Client>();
   // An exchange keeps the sweep it started under: a replaced one stops once its last exchange ends.
@@ -124,7 +126,7 @@ export function createTransport(options: TransportOptions): Transport {
       const empty = body === 'none' || (body === 'length' && req.headers['content-length'] === '0');
       const method = req.method ?? 'GET';
       const request: Dispatcher.DispatchOptions = {
-        origin: options.upstream.origin,
+        origin,
         method,
         path: req.url ?? '/',
         headers: req.headers,
@@ -135,7 +137,7 @@ export function createTransport(options: TransportOptions): Transport {
       if (empty && (method === 'GET' || method === 'HEAD')) {
         retry = (cause) => {
           options.onRetry?.({ method, path: request.path, cause });
-          const client = clientFor(options.upstream.origin, clientOptions);
+          const client = clientFor(origin, clientOptions);
           retries.add(client);
           client.dispatch(request, upstreamExchange);
           // Closes once the request is done: a connection for this one request only.
