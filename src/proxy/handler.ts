@@ -156,7 +156,7 @@ function countBody(req: http.IncomingMessage, record: Exchanged, garbage: BodyGa
 function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: RequestContext, deps: HandlerDeps, log: AccessLog): Exchanged {
   const record: Exchanged = { started: performance.now(), bytesIn: 0, bytesOut: 0, client: ctx.client, error: undefined };
   const socket = req.socket;
-  deps.inFlight.add(req, res, record);
+  const inFlight = deps.inFlight.add(req, res, record);
   const method = ctx.method;
   const operation = deps.observer?.started(method, ctx.url);
   // Per request, since Node resets the socket timeout to 0 after a keep-alive wait.
@@ -171,7 +171,7 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
     // Answered by berth before the passes set one: the line still gets its own.
     record.requestId = ctx.requestId || newRequestId();
     log(req, res, record);
-    deps.inFlight.done(req);
+    deps.inFlight.done(inFlight);
     if (operation !== undefined) {
       deps.observer?.finished({
         method,
