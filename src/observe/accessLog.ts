@@ -88,11 +88,38 @@ export function accessFields(req: http.IncomingMessage, res: http.ServerResponse
   return line;
 }
 
-/** A JSON string: what a client or the registry sent is quoted and escaped, whatever it holds. */
-const text = (value: string): string => JSON.stringify(value);
+/**
+ * A JSON string: what a client or the registry sent is quoted and escaped, whatever it
+ * holds; JSON.stringify's text exactly. Most values (methods, paths, addresses, ids) hold
+ * nothing JSON escapes (`"`, `\\`, control characters, unpaired surrogates) and are quoted
+ * as they are: a scan costs half of JSON.stringify's setup (48 against 100 ns for a line's
+ * values; a regular expression's test, 75).
+ */
+export const text = (value: string): string => {
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    // Any surrogate sends the value to JSON.stringify, which tells paired from unpaired.
+    if (c < 0x20 || c === 0x22 || c === 0x5c || (c >= 0xd800 && c <= 0xdfff)) return JSON.stringify(value);
+  }
+  return `"${value}"`;
+};
 
-/** Milliseconds to the microsecond, as a JSON number. */
-const ms = (value: number): string => String(Math.round(value * 1000) / 1000);
+/**
+ * Milliseconds to the microsecond, as a JSON number: String(Math.round(value * 1000) / 1000)
+ * exactly, built from integers: 50 against 120-170 ns (a double's shortest decimal is slow).
+ */
+export const ms = (value: number): string => {
+  const micros = Math.round(value * 1000);
+  // Beyond 15 digits (or NaN, infinite) the double's own shortest decimal may differ from the digits.
+  if (!(micros > -1e15 && micros < 1e15)) return String(micros / 1000);
+  const size = micros < 0 ? -micros : micros;
+  const whole = Math.floor(size / 1000);
+  const fraction = size - whole * 1000;
+  const sign = micros < 0 ? '-' : '';
+  if (fraction === 0) return `${sign}${whole}`;
+  const digits = fraction % 100 === 0 ? `${fraction / 100}` : fraction % 10 === 0 ? `${fraction < 100 ? '0' : ''}${fraction / 10}` : `${fraction < 10 ? '00' : fraction < 100 ? '0' : ''}${fraction}`;
+  return `${sign}${whole}.${digits}`;
+};
 
 /** Writes one request's access line. */
 export type AccessLog = (req: http.IncomingMessage, res: http.ServerResponse, rec: Exchanged) => void;
@@ -130,7 +157,8 @@ const TARGETS: readonly [RegExp, boolean][] = [
 
 /** The repository a registry request is about, and the tag or digest it names. */
 export function registryTarget(url: string): { repository: string; reference?: string } | undefined {
-  if (!url.startsWith('/v2/')) return undefined;
+  // Every target names a repository and then an operation: a slash after /v2/.
+  if (!url.startsWith('/v2/') || url.indexOf('/', 4) < 0) return undefined;
   for (const [pattern, referenced] of TARGETS) {
     const m = pattern.exec(url);
     if (m) return referenced ? { repository: m[1]!, reference: m[2]! } : { repository: m[1]! };

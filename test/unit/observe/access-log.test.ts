@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import pino from 'pino';
 import t from 'tap';
-import { accessFields, accessLog, redactPath, type Exchanged } from '../../../src/observe/accessLog.js';
+import { accessFields, accessLog, ms, redactPath, registryTarget, text, type Exchanged } from '../../../src/observe/accessLog.js';
 import { createLogger } from '../../../src/observe/logger.js';
 import { ProxyError } from '../../../src/proxy/errors.js';
 
@@ -18,6 +18,26 @@ const cases: [string, string][] = [
   ['/v2/a/blobs/uploads/u?_state=a%ZZ&%E0=b', '/v2/a/blobs/uploads/u?_state=REDACTED&%E0=b'],
 ];
 for (const [input, expected] of cases) t.equal(redactPath(input), expected, input);
+
+t.test("a value is quoted as JSON.stringify quotes it, whatever it holds", async (t) => {
+  for (const value of ['', 'GET', '"', '\\', '\u0000', '\u001f', '\u007f', 'é', '\ud83d\ude00', '\ud83d', 'a\ude00b', '\u2028'])
+    t.equal(text(value), JSON.stringify(value), [...value].map((c) => c.charCodeAt(0).toString(16)).join(' '));
+  fc.assert(fc.property(fc.oneof(fc.string({ unit: 'binary' }), fc.string({ unit: fc.integer({ min: 0, max: 0xffff }).map((c) => String.fromCharCode(c)) })), (value) => text(value) === JSON.stringify(value)), { numRuns: 2000 });
+});
+
+t.test('a duration is written as String() writes the microsecond-rounded double', async (t) => {
+  for (const value of [0, -0, 0.0004, 0.0005, -0.0004, -0.0016, 0.001, 0.01, 0.1, 0.12, 0.102, 1.5, 12.3456, 999.9995, 1e9 + 0.25, 1e12 - 0.001, 1e12, 1e13, -1e13, NaN, Infinity, -Infinity])
+    t.equal(ms(value), String(Math.round(value * 1000) / 1000), String(value));
+  fc.assert(fc.property(fc.oneof(fc.double({ noNaN: false }), fc.double({ min: -1e6, max: 1e7 }), fc.integer({ min: -1e9, max: 1e9 }).map((n) => n / 1000)), (value) => ms(value) === String(Math.round(value * 1000) / 1000)), { numRuns: 5000 });
+});
+
+t.test('a path names a repository only with an operation after it', async (t) => {
+  t.equal(registryTarget('/v2/'), undefined);
+  t.equal(registryTarget('/v2/_catalog'), undefined);
+  t.same(registryTarget('/v2/a/b/manifests/latest'), { repository: 'a/b', reference: 'latest' });
+  t.same(registryTarget('/v2/r/blobs/uploads/'), { repository: 'r' });
+  t.same(registryTarget('/v2/r/tags/list?n=1'), { repository: 'r' });
+});
 
 /** A request and response as the access line reads them, without a socket. */
 function exchanged(fields: { method: string; url: string; headers: Record<string, string>; status: number; finished: boolean; client: string; requestId: string; detail: string }) {
