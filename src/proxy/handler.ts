@@ -32,6 +32,13 @@ export const HEADER_LIMIT = 16 * 1024;
  */
 export const HEADER_FIELDS_LIMIT = 100;
 
+/**
+ * The latest response on a connection, kept on its socket, to see whether it is to close the
+ * connection. (On the socket rather than in a WeakMap: set and read by every request.)
+ */
+const LATEST = Symbol('berth.latestResponse');
+type Answering = Socket & { [LATEST]?: http.ServerResponse };
+
 export interface HandlerDeps {
   /** Read per request: replaced when the settings are reloaded (Berth.reconfigure). */
   settings: ProxySettings;
@@ -51,11 +58,9 @@ export interface HandlerDeps {
 
 /** Runs the passes in order for one request and streams it through the transport. */
 export function createHandler(deps: HandlerDeps): http.RequestListener {
-  // The latest response on each connection, to see whether it is to close the connection.
-  const latest = new WeakMap<Socket, http.ServerResponse>();
   const log = accessLog(deps.logger);
   return (req, res) => {
-    const before = latest.get(req.socket);
+    const before = (req.socket as Answering)[LATEST];
     if (before && !before.shouldKeepAlive) {
       // Pipelined behind a response after which the connection closes (berth's own error
       // answer, the client's `Connection: close`): never forwarded, never answered.
@@ -64,7 +69,7 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       return;
     }
     const socket = req.socket; // req.socket is gone once the response closes
-    latest.set(socket, res);
+    (socket as Answering)[LATEST] = res;
     const ctx = createContext(deps.settings, req, deps.connections.clientOf(socket));
     const record = track(req, res, ctx, deps, log);
     const refused = deps.connections.refusalOf(socket);
