@@ -107,7 +107,7 @@ async function restartRegistry() {
 // ---- berth
 const berth = spawn(
   process.execPath,
-  ['--max-semi-space-size=2', cli, '--workers', 'auto', '--upstream', `http://127.0.0.1:${registryPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', path.join(work, 'tls.crt'), '--key', path.join(work, 'tls.key')],
+  ['--max-semi-space-size=4', cli, '--workers', 'auto', '--upstream', `http://127.0.0.1:${registryPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', path.join(work, 'tls.crt'), '--key', path.join(work, 'tls.key')],
   { stdio: ['ignore', 'pipe', 'inherit'], cwd: work },
 );
 children.push(berth);

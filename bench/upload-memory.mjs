@@ -74,7 +74,7 @@ const upstream = http.createServer({ requestTimeout: 0 }, (req, res) => {
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 
 const { ca, cert, key, dir } = await pki();
-const child = spawn(process.execPath, ['--max-semi-space-size=2', cli, '--upstream', `http://127.0.0.1:${upstream.address().port}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', cert, '--key', key, '--workers', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, ['--max-semi-space-size=4', cli, '--upstream', `http://127.0.0.1:${upstream.address().port}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', cert, '--key', key, '--workers', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
 process.on('exit', () => child.kill('SIGKILL'));
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 const port = await new Promise((resolve, reject) => {

@@ -1,5 +1,5 @@
-#!/usr/bin/env -S node --max-semi-space-size=2 --expose-gc
-// --max-semi-space-size=2: a small young generation keeps memory flat; --expose-gc: BodyGarbage
+#!/usr/bin/env -S node --max-semi-space-size=4 --expose-gc
+// --max-semi-space-size=4: the young generation's size (WORKER_V8_FLAGS says why); --expose-gc: BodyGarbage
 // collects it as bodies are relayed (WORKER_V8_FLAGS, server/cluster.ts; proxy/bodyGarbage.ts).
 import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';

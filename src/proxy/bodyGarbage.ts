@@ -6,7 +6,7 @@ import vm from 'node:vm';
  *
  * A body arrives in Buffers of 16–64 KiB whose memory lies outside V8's heap. V8 frees them
  * when it collects its young generation, which it does after about one semi-space of
- * JavaScript allocation (2 MiB: `--max-semi-space-size=2`); one chunk costs only a few
+ * JavaScript allocation (4 MiB: `--max-semi-space-size=4`); one chunk costs only a few
  * hundred bytes of that. So between two collections tens of MiB of chunks already written
  * on wait to be freed: 36–63 MiB of them in a worker relaying four 1 GiB uploads (measured
  * with process.memoryUsage().arrayBuffers; README, "Performance"). A young-generation

@@ -33,13 +33,17 @@ function isListening(message: unknown): message is ListeningMessage {
 }
 
 /**
- * V8 flags for workers. A 2 MiB young generation (Node's default is 16 MiB) keeps a worker
- * at about 86 MB instead of 105 MB during 8 concurrent uploads, at no measured cost in
- * throughput or request rate: bodies are Buffers outside the V8 heap, so young collections
- * stay small (bench/README.md). `--expose-gc` gives BodyGarbage (proxy/bodyGarbage.ts) its
+ * V8 flags for workers. A 4 MiB young generation (semi-space; Node's default is 16 MiB):
+ * V8 collects it after each semi-space of JavaScript allocation, at about 0.7 ms a
+ * collection whatever the size, so the size sets how often small requests pay that. Main-
+ * thread collection pauses per small request (--trace-gc-nvp, one worker, 64 connections):
+ * 6-10 µs at 2 MiB, 3.3-4.9 at 4, 2.2-2.6 at 8; private memory under that load the same at 2
+ * and 4 MiB (66-75 MiB), higher at 8 (72-101). Bodies are Buffers outside the V8 heap,
+ * collected as they are relayed by BodyGarbage's pacing whatever the semi-space (README,
+ * "Performance"). `--expose-gc` gives BodyGarbage (proxy/bodyGarbage.ts) its
  * young-generation collection. An operator's own setting wins.
  */
-export const WORKER_V8_FLAGS = ['--max-semi-space-size=2', '--expose-gc'];
+export const WORKER_V8_FLAGS = ['--max-semi-space-size=4', '--expose-gc'];
 
 function workerExecArgv(): string[] {
   const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];

@@ -126,16 +126,16 @@ t.test('workers run with the small young generation and --expose-gc even when no
 
   const plain = await startCli(args, { nodeFlags: [] });
   t.teardown(() => void plain.child.kill('SIGKILL'));
-  t.notOk(argv(plain.child.pid!).includes('--max-semi-space-size=2'), 'the primary was started without it');
+  t.notOk(argv(plain.child.pid!).includes('--max-semi-space-size=4'), 'the primary was started without it');
   const plainWorker = await workerArgv(plain);
-  t.ok(plainWorker.includes('--max-semi-space-size=2'), 'the primary adds it for workers');
+  t.ok(plainWorker.includes('--max-semi-space-size=4'), 'the primary adds it for workers');
   t.ok(plainWorker.includes('--expose-gc'), 'and --expose-gc (BodyGarbage)');
   t.equal(await stopCli(plain.child), 0);
 
   const own = await startCli(args, { nodeFlags: ['--max-semi-space-size=8'] });
   t.teardown(() => void own.child.kill('SIGKILL'));
   const ownArgv = await workerArgv(own);
-  t.ok(ownArgv.includes('--max-semi-space-size=8') && !ownArgv.includes('--max-semi-space-size=2'), "the operator's own setting wins");
+  t.ok(ownArgv.includes('--max-semi-space-size=8') && !ownArgv.includes('--max-semi-space-size=4'), "the operator's own setting wins");
   t.equal(await stopCli(own.child), 0);
 });
 

@@ -29,7 +29,7 @@ function fakeProc(processes: Record<number, Process>): string {
   return proc;
 }
 
-const NODE = ['node', '--disable-warning=DEP0060', '--max-semi-space-size=2'];
+const NODE = ['node', '--disable-warning=DEP0060', '--max-semi-space-size=4'];
 const server = (...args: string[]): Process => ({
   cmdline: [...NODE, 'dist/cli.js', ...args],
   environ: ['PATH=/usr/bin', 'BERTH_UPSTREAM=http://harbor-nginx:8080', 'BERTH_LISTEN=:8443', 'HOME=/home/node'],
