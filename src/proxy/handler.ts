@@ -97,7 +97,11 @@ export function createHandler(deps: HandlerDeps): http.RequestListener {
       record.error = new ProxyError('bad_framing', { detail: `${ctx.body} framing, more body bytes arrived` });
       deps.logger.error({ method: ctx.method, client: ctx.client }, 'the request body does not match the framing berth read: connection closed, nothing more forwarded');
       req.socket.destroy();
-    }, deps.bodyGarbage);
+    }, deps.bodyGarbage, () => {
+      record.bodyEndedAt = performance.now();
+      // The body is in and no answer has begun: the wait is the upstream's.
+      if (!res.headersSent) deps.clientIdle.awaitingUpstream(socket);
+    });
     const forwarding: Forwarding = deps.transport.forward(req, res, {
       onResponse: (head) => {
         record.upstreamMs = performance.now() - record.forwardedAt!;
@@ -135,17 +139,26 @@ function headerRefusal(req: http.IncomingMessage): 'headers_too_large' | 'too_ma
  * forwards the body with the framing it read (`ctx.body`); Node's parser delivers the body
  * it framed. Should they ever differ (more bytes than a Content-Length berth saw, or any
  * byte where it saw no body), nothing more is forwarded: `mismatch` runs once. `garbage` hears
- * of every chunk (BodyGarbage).
+ * of every chunk (BodyGarbage); `ended` runs when the whole body is in ('end').
  */
-export function guardFraming(req: http.IncomingMessage, ctx: RequestContext, record: { bytesIn: number }, mismatch: () => void, garbage?: BodyGarbage): void {
+export function guardFraming(req: http.IncomingMessage, ctx: RequestContext, record: { bytesIn: number }, mismatch: () => void, garbage?: BodyGarbage, ended?: () => void): void {
   const allowed = ctx.body === 'chunked' ? Infinity : ctx.body === 'none' ? 0 : Number(ctx.headers['content-length']);
   let fired = false;
-  req.on('data', (chunk: Buffer) => {
+  const counted = (chunk: Buffer): void => {
     record.bytesIn += chunk.length;
     garbage?.relayed(chunk.length);
     if (record.bytesIn <= allowed || fired) return;
     fired = true;
     mismatch();
+  };
+  req.on('data', counted);
+  // No byte follows 'end'. Taken off here, the listener leaves the request's table of
+  // listeners in shape; left on a request nobody else read (a GET), Node's clean-up when the
+  // response finishes (IncomingMessage._dump) deletes it from the table, which turns the
+  // table into a dictionary: 0.45 KiB allocated per small request, and slower events after.
+  req.on('end', () => {
+    req.removeListener('data', counted);
+    ended?.();
   });
 }
 
@@ -165,11 +178,8 @@ function track(req: http.IncomingMessage, res: http.ServerResponse, ctx: Request
   const method = ctx.method;
   const operation = deps.observer?.started(method, ctx.url);
   // Per request, since Node resets the socket timeout to 0 after a keep-alive wait.
+  // (Its body's end is watched with the body: guardFraming.)
   deps.clientIdle.requestStarted(socket);
-  req.on('end', () => {
-    record.bodyEndedAt = performance.now();
-    if (!res.headersSent) deps.clientIdle.awaitingUpstream(socket);
-  });
   const report = (): void => {
     if (!res.writableFinished && !record.error) record.error = new ProxyError('client_gone');
     record.client = ctx.client;

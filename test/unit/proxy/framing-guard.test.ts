@@ -38,3 +38,23 @@ t.test('every body byte is counted for the access line, past a mismatch too', as
   run('none', undefined, ['x', 'yz'], (bytes) => t.equal(bytes, 3));
   run('chunked', undefined, ['a'.repeat(70_000), 'b'], (bytes) => t.equal(bytes, 70_001));
 });
+
+t.test('the watch ends with the body: `ended` runs once, and the byte counter leaves the request', async (t) => {
+  // Left on a request nobody read (a GET), the counter would be deleted from the request's
+  // listener table by Node's own clean-up when the answer finishes, which costs that table
+  // its fast shape; taken off at 'end' (removeListener keeps the shape), nothing is left to delete.
+  for (const [body, contentLength, chunks] of [['none', undefined, []], ['length', '5', ['he', 'llo']], ['chunked', undefined, ['a', 'b']]] as const) {
+    const req = new PassThrough();
+    const ctx = createContext({ upstream: new URL('http://r:5000'), publicOrigin: undefined, trustedProxies: addressSet([]) }, { method: 'PUT', url: '/v2/', headers: contentLength === undefined ? {} : { 'content-length': contentLength }, socket: {} });
+    ctx.body = body;
+    let ended = 0;
+    guardFraming(req as unknown as http.IncomingMessage, ctx, { bytesIn: 0 }, () => t.fail('no mismatch'), undefined, () => ended++);
+    t.equal(req.listenerCount('data'), 1, `${body}: the counter listens while the body arrives`);
+    for (const chunk of chunks) req.write(chunk);
+    req.end();
+    await new Promise((resolve) => req.once('end', resolve));
+    await new Promise((resolve) => setImmediate(resolve));
+    t.equal(ended, 1, `${body}: ended once`);
+    t.equal(req.listenerCount('data'), 0, `${body}: no listener left for Node's clean-up to delete`);
+  }
+});
