@@ -56,4 +56,4 @@ STOPSIGNAL SIGTERM
 # variables and directory, from /proc), its certificate, the upstream, and its /readyz.
 HEALTHCHECK --interval=30s --timeout=15s --start-period=20s --retries=3 \
   CMD ["node", "dist/cli.js", "check", "--as-running"]
-ENTRYPOINT ["node", "--max-semi-space-size=4", "--expose-gc", "dist/cli.js"]
+ENTRYPOINT ["node", "--max-semi-space-size=4", "--no-parallel-scavenge", "--expose-gc", "dist/cli.js"]

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import selfsigned from 'selfsigned';
 import { scratch } from './lib/scratch.mjs';
+import { NODE_FLAGS } from './lib/nodeFlags.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.ALLOC_SECONDS ?? 5);
@@ -78,10 +79,10 @@ const upstream = await started([path.join(here, 'upstream.mjs')], { port: /"port
 const inspector = /Debugger listening on (ws:\/\/\S+)/;
 const fronts = [];
 for (const build of builds) {
-  const args = ['--max-semi-space-size=4', '--expose-gc', '--inspect=127.0.0.1:0', build.entry, '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', '1'];
+  const args = [...NODE_FLAGS, '--expose-gc', '--inspect=127.0.0.1:0', build.entry, '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', '1'];
   fronts.push({ name: build.name, ...(await started(args, { port: /"listen":"https:\/\/127\.0\.0\.1:(\d+)"/, ws: inspector }, { cwd: work })) });
 }
-fronts.push({ name: 'naive', ...(await started(['--max-semi-space-size=4', '--inspect=127.0.0.1:0', path.join(here, 'naive-undici.mjs'), files.cert, files.key, upstream.port, '1'], { port: /"port":(\d+)/, ws: inspector })) });
+fronts.push({ name: 'naive', ...(await started([...NODE_FLAGS, '--inspect=127.0.0.1:0', path.join(here, 'naive-undici.mjs'), files.cert, files.key, upstream.port, '1'], { port: /"port":(\d+)/, ws: inspector })) });
 
 function wrk(port, seconds) {
   return new Promise((resolve, reject) => {

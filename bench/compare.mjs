@@ -23,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import selfsigned from 'selfsigned';
 import { scratch } from './lib/scratch.mjs';
+import { NODE_FLAGS } from './lib/nodeFlags.mjs';
 
 const env = (name, fallback) => Number(process.env[name] ?? fallback);
 const ROUNDS = env('BENCH_ROUNDS', 3);
@@ -126,7 +127,7 @@ const upstreamPort = JSON.parse(await firstLine(upstream)).port;
 async function startBerth(name = 'berth', entry = cli) {
   const child = spawn(
     process.execPath,
-    ['--max-semi-space-size=4', entry, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', WORKERS],
+    [...NODE_FLAGS, entry, '--upstream', `http://127.0.0.1:${upstreamPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', WORKERS],
     { stdio: ['ignore', 'pipe', 'inherit'], cwd: work },
   );
   children.push(child);
@@ -148,7 +149,7 @@ async function startBerth(name = 'berth', entry = cli) {
 
 /** The naive undici proxy (bench/naive-undici.mjs): Node's ceiling as a TLS front, in `workers` processes. */
 async function startNaive(workers) {
-  const child = spawn(process.execPath, ['--max-semi-space-size=4', path.join(here, 'naive-undici.mjs'), files.cert, files.key, String(upstreamPort), String(workers)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, [...NODE_FLAGS, path.join(here, 'naive-undici.mjs'), files.cert, files.key, String(upstreamPort), String(workers)], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   const { port } = JSON.parse(await firstLine(child));
   return { name: workers === 1 ? 'naive' : `naive×${workers}`, port, pid: child.pid };

@@ -27,6 +27,7 @@ import selfsigned from 'selfsigned';
 import { injectFaults, replaceFile, withRetries } from './lib/faults.mjs';
 import { writeOciImage } from './lib/oci.mjs';
 import { scratch } from './lib/scratch.mjs';
+import { NODE_FLAGS } from './lib/nodeFlags.mjs';
 
 const SECONDS = Number(process.env.SOAK_SECONDS ?? 120);
 const CLIENTS = Number(process.env.SOAK_CLIENTS ?? 4);
@@ -107,7 +108,7 @@ async function restartRegistry() {
 // ---- berth
 const berth = spawn(
   process.execPath,
-  ['--max-semi-space-size=4', cli, '--workers', 'auto', '--upstream', `http://127.0.0.1:${registryPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', path.join(work, 'tls.crt'), '--key', path.join(work, 'tls.key')],
+  [...NODE_FLAGS, cli, '--workers', 'auto', '--upstream', `http://127.0.0.1:${registryPort}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', path.join(work, 'tls.crt'), '--key', path.join(work, 'tls.key')],
   { stdio: ['ignore', 'pipe', 'inherit'], cwd: work },
 );
 children.push(berth);

@@ -19,6 +19,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import selfsigned from 'selfsigned';
+import { NODE_FLAGS } from './lib/nodeFlags.mjs';
 
 const GiB = 1 << 30;
 const size = Math.floor(Number(process.env.BENCH_GIB ?? 2) * GiB);
@@ -74,7 +75,7 @@ const upstream = http.createServer({ requestTimeout: 0 }, (req, res) => {
 await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
 
 const { ca, cert, key, dir } = await pki();
-const child = spawn(process.execPath, ['--max-semi-space-size=4', cli, '--upstream', `http://127.0.0.1:${upstream.address().port}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', cert, '--key', key, '--workers', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
+const child = spawn(process.execPath, [...NODE_FLAGS, cli, '--upstream', `http://127.0.0.1:${upstream.address().port}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', cert, '--key', key, '--workers', '1'], { stdio: ['ignore', 'pipe', 'inherit'] });
 process.on('exit', () => child.kill('SIGKILL'));
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(130));
 const port = await new Promise((resolve, reject) => {

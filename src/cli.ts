@@ -1,6 +1,6 @@
-#!/usr/bin/env -S node --max-semi-space-size=4 --expose-gc
-// --max-semi-space-size=4: the young generation's size (WORKER_V8_FLAGS says why); --expose-gc: BodyGarbage
-// collects it as bodies are relayed (WORKER_V8_FLAGS, server/cluster.ts; proxy/bodyGarbage.ts).
+#!/usr/bin/env -S node --max-semi-space-size=4 --no-parallel-scavenge --expose-gc
+// The young generation's size and collection (WORKER_V8_FLAGS, server/cluster.ts, says
+// why); --expose-gc: BodyGarbage collects it as bodies are relayed (proxy/bodyGarbage.ts).
 import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';
 import { configFileIn, loadConfig, parseFlags } from './config/load.js';

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 /** The built entry point; `npm test` builds it first (pretest). */
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
 /** As the shebang, npm start and the image run it. */
-export const NODE_FLAGS = ['--max-semi-space-size=4', '--expose-gc'];
+export const NODE_FLAGS = ['--max-semi-space-size=4', '--no-parallel-scavenge', '--expose-gc'];
 
 export interface Finished {
   readonly code: number | null;

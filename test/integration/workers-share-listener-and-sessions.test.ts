@@ -130,6 +130,7 @@ t.test('workers run with the small young generation and --expose-gc even when no
   const plainWorker = await workerArgv(plain);
   t.ok(plainWorker.includes('--max-semi-space-size=4'), 'the primary adds it for workers');
   t.ok(plainWorker.includes('--expose-gc'), 'and --expose-gc (BodyGarbage)');
+  t.ok(plainWorker.includes('--no-parallel-scavenge'), 'and --no-parallel-scavenge');
   t.equal(await stopCli(plain.child), 0);
 
   const own = await startCli(args, { nodeFlags: ['--max-semi-space-size=8'] });

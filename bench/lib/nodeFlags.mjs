@@ -1,0 +1,9 @@
+import { WORKER_V8_FLAGS } from '../../dist/server/cluster.js';
+
+/**
+ * The V8 flags the benchmarks start berth with, as `npm start` and the image do (less
+ * --expose-gc, which berth finds without it), and the naive proxy with the same, so that
+ * a comparison is of code, not of V8's settings (young generation size and collection:
+ * src/server/cluster.ts says why berth sets them).
+ */
+export const NODE_FLAGS = WORKER_V8_FLAGS.filter((flag) => flag !== '--expose-gc');

@@ -1,0 +1,12 @@
+import t from 'tap';
+import { WORKER_V8_FLAGS, workerExecArgv } from '../../../src/server/cluster.js';
+
+t.test("workers get berth's V8 flags unless the operator gave the setting, in any spelling", async (t) => {
+  t.same(workerExecArgv([], ''), WORKER_V8_FLAGS, 'a primary started without them: all added');
+  t.same(workerExecArgv(['--inspect=0'], ''), ['--inspect=0', ...WORKER_V8_FLAGS], "the primary's own flags first");
+  const own = (execArgv: string[], nodeOptions = ''): string[] => workerExecArgv(execArgv, nodeOptions).filter((flag) => !execArgv.includes(flag));
+  t.notOk(own(['--max-semi-space-size=8']).some((f) => f.startsWith('--max-semi-space-size')), 'own semi-space size');
+  t.notOk(own([], '--max_semi_space_size=16').some((f) => f.startsWith('--max-semi-space-size')), 'from NODE_OPTIONS, with underscores');
+  t.notOk(own(['--parallel-scavenge']).includes('--no-parallel-scavenge'), 'parallel scavenging asked for: not turned off');
+  t.same(own(['--no-parallel-scavenge', '--expose-gc']), ['--max-semi-space-size=4'], 'given already: not repeated');
+});
