@@ -131,3 +131,20 @@ t.test('a stream that wants pino\'s metadata (multistream) gets the access line 
   t.match(line, { level: 30, msg: 'request', method: 'PUT', status: 201, client: '10.0.0.1', requestId: 'r-1', repository: 'r', uploadUuid: 'u1' });
   t.equal(line.path, '/v2/r/blobs/uploads/u1?_state=REDACTED');
 });
+
+t.test("the access line's time is pino's epoch time, made once per millisecond", async (t) => {
+  const { logger, lines } = capture();
+  t.equal((logger as unknown as Record<symbol, unknown>)[pino.symbols.timeSym], pino.stdTimeFunctions.epochTime, "berth's logger stamps with pino's epochTime (the access line's own copy of it applies)");
+  const write = accessLog(logger);
+  const { req, res, rec } = exchanged({ method: 'GET', url: '/v2/', headers: {}, status: 200, finished: true, client: '::1', requestId: 'r', detail: '' });
+  const before = Date.now();
+  write(req, res, rec);
+  await new Promise((resolve) => setTimeout(resolve, 3));
+  write(req, res, rec);
+  const after = Date.now();
+  await new Promise((resolve) => setImmediate(resolve));
+  const times = lines().map((line) => (JSON.parse(line) as { time: number }).time);
+  t.equal(times.length, 2);
+  t.ok(times.every((time) => Number.isInteger(time) && time >= before && time <= after), `${times.join(', ')} within ${before}-${after}`);
+  t.ok(times[1]! > times[0]!, 'a later millisecond, a new stamp');
+});
