@@ -1,6 +1,7 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import t from 'tap';
+import { buildConfig } from '../../src/config/validate.js';
 import { startTestBerth } from '../helpers/berth.js';
 import { ask, connectRaw, converse } from '../helpers/client.js';
 import { startUpstream } from '../helpers/upstream.js';
@@ -121,6 +122,29 @@ t.test('the client idle timeout cuts a body that stops arriving', async (t) => {
   socket.write(`PATCH /v2/x/blobs/uploads/u HTTP/1.1\r\nHost: localhost:${tb.port}\r\nContent-Length: 100\r\n\r\nonly ten b`);
   await new Promise((resolve) => socket.once('close', resolve));
   t.pass('berth closed the stalled connection');
+});
+
+t.test('a reloaded client idle limit holds for a request pipelined on a connection from before the reload', async (t) => {
+  const up = await startUpstream(t, (req, res) => {
+    req.on('error', () => undefined);
+    req.resume();
+    if (req.url === '/v2/slow') setTimeout(() => res.end('{}'), 500);
+    else req.on('end', () => res.end());
+  }, { streaming: true });
+  const tb = await startTestBerth(t, { upstream: up.url, 'timeouts.clientIdle': '1h' });
+  const socket = await connectRaw(tb);
+  socket.resume(); // the first answer is read, so that the close is seen
+  socket.write(`GET /v2/slow HTTP/1.1\r\nHost: localhost:${tb.port}\r\n\r\n`);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  const layer = new Map(Object.entries({ upstream: up.url, listen: '127.0.0.1:0', 'tls.cert': tb.pki.certFile, 'tls.key': tb.pki.keyFile, 'timeouts.clientIdle': '300ms' }).map(([key, value]) => [key, { value, source: 'test' }]));
+  t.ok(tb.berth.reconfigure(buildConfig([layer])).applied.includes('timeouts.clientIdle'), 'applied at once');
+  // Behind an answer still due, the next request ends no keep-alive wait, so Node does not
+  // renew the connection's limit (set when it was accepted): berth does, at its start.
+  const started = Date.now();
+  socket.write(`PATCH /v2/x/blobs/uploads/u HTTP/1.1\r\nHost: localhost:${tb.port}\r\nContent-Length: 100\r\n\r\nonly ten b`);
+  const closed = await Promise.race([new Promise((resolve) => socket.once('close', () => resolve(true))), new Promise((resolve) => setTimeout(resolve, 5000, false))]);
+  socket.destroy();
+  t.ok(closed, `the stalled body's connection closed by the new limit (after ${Date.now() - started} ms)`);
 });
 
 t.test('an upstream reset mid-response closes the client connection instead of faking an end', async (t) => {
