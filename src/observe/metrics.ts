@@ -90,12 +90,30 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
       this.set(uploads);
     },
   });
-  const connections = new client.Gauge({ name: 'berth_open_connections', help: 'Client connections open on the TLS listener.', registers });
-  const handshakes = new client.Counter({
+  // Per connection, counted here and read at scrape time too.
+  let connections = 0;
+  new client.Gauge({
+    name: 'berth_open_connections',
+    help: 'Client connections open on the TLS listener.',
+    registers,
+    collect() {
+      this.set(connections);
+    },
+  });
+  // Handshakes since the last scrape, by protocol: [full, resumed].
+  const handshakesCounted = new Map<string, [number, number]>();
+  new client.Counter({
     name: 'berth_tls_handshakes_total',
     help: 'TLS handshakes completed, by protocol and whether a session was resumed (no certificate sent, far less CPU).',
     labelNames: ['protocol', 'resumed'] as const,
     registers,
+    collect() {
+      for (const [protocol, counts] of handshakesCounted) {
+        if (counts[0] > 0) this.inc({ protocol, resumed: 'false' }, counts[0]);
+        if (counts[1] > 0) this.inc({ protocol, resumed: 'true' }, counts[1]);
+        counts[0] = counts[1] = 0;
+      }
+    },
   });
   const handshakeFailures = new client.Counter({ name: 'berth_tls_handshake_failures_total', help: 'TLS handshakes that failed (protocol, cipher, certificate or a client that left).', registers });
   const upstreamErrors = counter('berth_upstream_errors_total', 'Requests that failed on the upstream side, by kind.', ['kind']);
@@ -139,9 +157,13 @@ export function createServingMetrics(registry: client.Registry): ServingMetrics 
         if (explained.tokenExpired !== undefined) tokenExpired.inc();
       }
     },
-    connectionOpened: () => connections.inc(),
-    connectionClosed: () => connections.dec(),
-    tlsHandshake: (protocol, resumed) => handshakes.inc({ protocol, resumed: String(resumed) }),
+    connectionOpened: () => void connections++,
+    connectionClosed: () => void connections--,
+    tlsHandshake: (protocol, resumed) => {
+      let counts = handshakesCounted.get(protocol);
+      if (counts === undefined) handshakesCounted.set(protocol, (counts = [0, 0]));
+      counts[resumed ? 1 : 0]++;
+    },
     tlsHandshakeFailed: () => handshakeFailures.inc(),
     connectionRefused: (reason) => refused.inc({ reason }),
     upstreamRetried: () => retries.inc(),

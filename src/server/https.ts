@@ -35,6 +35,10 @@ const CLIENT_ERROR_STATUS: Record<string, string> = {
   ERR_HTTP_REQUEST_TIMEOUT: '408 Request Timeout',
 };
 
+/** Marks a client socket whose TLS handshake completed. */
+const SECURED = Symbol('berth.secured');
+type Secured = Socket & { [SECURED]?: boolean };
+
 /**
  * The TLS listener. Node's defaults that break registry pushes are replaced
  * (README, "What goes wrong behind a TLS front"): no whole-request timeout, since a 30 GB
@@ -74,11 +78,18 @@ export function createHttpsServer(options: HttpsServerOptions): https.Server {
   }
   // https.Server reports TLS errors (a handshake timeout, a bad ClientHello) as clientError
   // too: before the handshake there is no HTTP to answer in, so the socket is just closed.
-  const secured = new WeakSet<Socket>();
-  server.on('secureConnection', (socket: Socket) => secured.add(socket));
-  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Socket) => {
-    if (!secured.has(socket)) {
+  // (A mark on the socket rather than a WeakSet: set on every connection.)
+  server.on('secureConnection', (socket: Secured) => (socket[SECURED] = true));
+  server.on('clientError', (err: NodeJS.ErrnoException & { reason?: string }, socket: Secured) => {
+    if (socket[SECURED] !== true) {
       logger.debug({ err: { code: err.code, message: err.message } }, 'client error before the TLS handshake completed');
+      return void socket.destroy();
+    }
+    if (err.syscall !== undefined) {
+      // The connection failed under the parser (a reset, a broken pipe): nothing was refused.
+      // A client that resets a kept-alive connection it is done with is common; a request it
+      // cut short is logged with its own line (client_gone).
+      logger.debug({ client: options.connections.clientOf(socket), code: err.code }, 'client connection failed');
       return void socket.destroy();
     }
     const inFlight = (socket as Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;

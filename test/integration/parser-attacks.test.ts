@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
 import t from 'tap';
 import { startTestBerth, type TestBerth } from '../helpers/berth.js';
 import { converse } from '../helpers/client.js';
@@ -144,6 +147,26 @@ t.test('parser-level attacks', async (t) => {
     t.match(line, { client: '127.0.0.1', code: /^HPE_/, reason: /\w/ });
     t.notMatch(JSON.stringify(line), /smuggled|Host|POST|GET/, 'no content of the request');
   }
+});
+
+t.test('a client that resets its connection is not logged as a request the parser refused', async (t) => {
+  const up = await startUpstream(t, (_req, res) => res.end('{}'));
+  const tb = await startTestBerth(t, { upstream: up.url });
+  const before = tb.logs.length;
+  for (let i = 0; i < 5; i++) {
+    const tcp = net.connect(tb.port, '127.0.0.1');
+    const socket = tls.connect({ socket: tcp, servername: 'localhost', ca: tb.pki.ca });
+    await once(socket, 'secureConnect');
+    // Idle after its handshake, or halfway through a request line.
+    if (i % 2) socket.write('GET /v2/ HT');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    tcp.resetAndDestroy();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.same(tb.logs.filter((l) => l.msg === 'request refused by the HTTP parser'), [], 'no refusal logged for a reset');
+  const since = tb.logs.slice(before);
+  t.same(since.filter((l) => (l.level as number) >= 30), [], 'nothing logged at info or above');
+  t.match(await exchange(tb, `GET /v2/ HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`), /^HTTP\/1\.1 200 /, 'and berth serves on');
 });
 
 t.test('oversized headers: 431, in the registry error shape under /v2/', async (t) => {
