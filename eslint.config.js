@@ -16,6 +16,22 @@ export default tseslint.config(
     },
   },
   {
+    // An ESM import of node:http loads Node's bundled undici in every process (src/net/httpModule.ts).
+    files: ['src/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: ['node:http', 'http'].map((name) => ({
+            name,
+            allowTypeImports: true,
+            message: "import { http } from src/net/httpModule.ts: an ESM import of node:http loads Node's bundled undici into every process.",
+          })),
+        },
+      ],
+    },
+  },
+  {
     files: ['test/**', 'bench/**', 'deploy/**'],
     rules: { 'no-console': 'off' },
   },

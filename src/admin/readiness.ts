@@ -1,5 +1,5 @@
 import type crypto from 'node:crypto';
-import http from 'node:http';
+import { http } from '../net/httpModule.js';
 import https from 'node:https';
 
 export interface Check {

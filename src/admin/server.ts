@@ -1,4 +1,4 @@
-import http from 'node:http';
+import { http } from '../net/httpModule.js';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { headerTimeout } from '../net/headerTimeout.js';

@@ -1,4 +1,5 @@
-import http from 'node:http';
+import type { Server } from 'node:http';
+import { http } from '../net/httpModule.js';
 import type { Logger } from 'pino';
 import type { Config } from '../config/validate.js';
 import { headerTimeout } from '../net/headerTimeout.js';
@@ -26,7 +27,7 @@ export interface RedirectOptions {
  * across a redirect, and a push must not start over plain HTTP. When the served names are
  * known, a Host naming another host is answered 421 and never redirected to.
  */
-export function createRedirectServer(options: RedirectOptions): http.Server {
+export function createRedirectServer(options: RedirectOptions): Server {
   const { config } = options;
   const server = http.createServer(
     { ...headerTimeout(config.timeouts.headers), keepAliveTimeout: config.timeouts.keepAlive, requestTimeout: config.timeouts.headers, insecureHTTPParser: false },

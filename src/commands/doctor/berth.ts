@@ -1,6 +1,6 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
+import { http } from '../../net/httpModule.js';
 import path from 'node:path';
 import type { Serving } from '../../admin/readiness.js';
 import { describeListen, type Config } from '../../config/validate.js';

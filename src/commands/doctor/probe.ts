@@ -1,5 +1,6 @@
 import crypto from 'node:crypto';
-import http from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
+import { http } from '../../net/httpModule.js';
 import https from 'node:https';
 
 /** Somewhere doctor sends requests: the upstream directly, the running berth, or a token service. */
@@ -15,7 +16,7 @@ export interface Endpoint {
 
 export interface Reply {
   readonly status: number;
-  readonly headers: http.IncomingHttpHeaders;
+  readonly headers: IncomingHttpHeaders;
   /** The first 64 KiB of the body, as text. */
   readonly body: string;
   /** From the first request byte to the last response byte, ms. */
