@@ -2,11 +2,12 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { WORKER_V8_FLAGS } from '../../src/server/cluster.js';
 
 /** The built entry point; `npm test` builds it first (pretest). */
 export const CLI = fileURLToPath(new URL('../../dist/cli.js', import.meta.url));
-/** As the shebang, npm start and the image run it. */
-export const NODE_FLAGS = ['--max-semi-space-size=4', '--no-parallel-scavenge', '--expose-gc'];
+/** As the shebang, npm start and the image run it (test/unit/server/worker-flags.test.ts holds them to this list). */
+export const NODE_FLAGS = WORKER_V8_FLAGS;
 
 export interface Finished {
   readonly code: number | null;

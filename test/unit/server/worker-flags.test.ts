@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import t from 'tap';
 import { WORKER_V8_FLAGS, workerExecArgv } from '../../../src/server/cluster.js';
 
@@ -9,4 +10,14 @@ t.test("workers get berth's V8 flags unless the operator gave the setting, in an
   t.notOk(own([], '--max_semi_space_size=16').some((f) => f.startsWith('--max-semi-space-size')), 'from NODE_OPTIONS, with underscores');
   t.notOk(own(['--parallel-scavenge']).includes('--no-parallel-scavenge'), 'parallel scavenging asked for: not turned off');
   t.same(own(['--no-parallel-scavenge', '--expose-gc']), ['--max-semi-space-size=4'], 'given already: not repeated');
+});
+
+t.test('the shebang, npm start and the image start berth with the same V8 flags its primary gives workers', async (t) => {
+  const read = (file: string): string => fs.readFileSync(new URL(`../../../${file}`, import.meta.url), 'utf8');
+  const shebang = read('src/cli.ts').split('\n')[0]!;
+  t.equal(shebang, `#!/usr/bin/env -S node ${WORKER_V8_FLAGS.join(' ')}`, 'src/cli.ts');
+  const start = (JSON.parse(read('package.json')) as { scripts: Record<string, string> }).scripts.start;
+  t.equal(start, `node ${WORKER_V8_FLAGS.join(' ')} dist/cli.js`, 'package.json start');
+  const entrypoint = /^ENTRYPOINT (\[.*\])$/m.exec(read('Dockerfile'))?.[1];
+  t.same(JSON.parse(entrypoint ?? '[]'), ['node', ...WORKER_V8_FLAGS, 'dist/cli.js'], 'Dockerfile ENTRYPOINT');
 });
