@@ -2,10 +2,11 @@
 // Sustained load: concurrent pushes and pulls of real images by the real client (skopeo)
 // through berth (workers: auto) to the real Distribution registry (htpasswd auth), for a
 // bounded time. Then it checks: no failed operation, every pulled layer byte-identical to
-// what was pushed, berth's resident memory and open file descriptors back at their level
-// before the load, and no upstream connection left open once the keep-alive pool has aged.
+// what was pushed, berth's open file descriptors back at their level before the load, its
+// memory no longer growing (below), and no upstream connection left open once the
+// keep-alive pool has aged.
 //
-// A process keeps the memory it grew to, so "back to its level" means two things: what
+// A process keeps the memory it grew to, so "no longer growing" means two things: what
 // survives a full collection in each worker (bench/lib/heapProbe.mjs, asked by a signal)
 // is back within 8 MiB of what it was before the load, and the resident memory after the
 // load is within 16 MiB of the highest it reached in the load's first 60%, by when it has
