@@ -58,3 +58,28 @@ t.test('the watch ends with the body: `ended` runs once, and the byte counter le
     t.equal(req.listenerCount('data'), 0, `${body}: no listener left for Node's clean-up to delete`);
   }
 });
+
+t.test('a request Node ended as it arrived (no body headers): `ended` runs at once, nothing listens', async (t) => {
+  // Node 24 ends a request without Content-Length or Transfer-Encoding before the handler
+  // sees it (optimizeEmptyRequests) and drops whatever its parser frames as a body: no
+  // 'data' or 'end' will come, so waiting for them would leave the request's wait unmarked.
+  const req = new PassThrough();
+  req.end();
+  req.resume();
+  await new Promise((resolve) => req.once('end', resolve));
+  t.ok(req.readableEnded);
+  const ctx = createContext({ upstream: new URL('http://r:5000'), publicOrigin: undefined, trustedProxies: addressSet([]) }, { method: 'GET', url: '/v2/', headers: {}, socket: {} });
+  ctx.body = 'none';
+  let ended = 0;
+  guardFraming(req as unknown as http.IncomingMessage, ctx, { bytesIn: 0 }, () => t.fail('no mismatch'), undefined, () => ended++);
+  t.equal(ended, 1, 'ended, synchronously');
+  t.equal(req.listenerCount('data'), 0, 'no byte counter');
+  t.equal(req.listenerCount('end'), 0, 'no end listener');
+
+  // A body framing berth read still gets its guard, whatever the stream's state.
+  const later = new PassThrough();
+  const framed = createContext({ upstream: new URL('http://r:5000'), publicOrigin: undefined, trustedProxies: addressSet([]) }, { method: 'PUT', url: '/v2/', headers: { 'content-length': '1' }, socket: {} });
+  framed.body = 'length';
+  guardFraming(later as unknown as http.IncomingMessage, framed, { bytesIn: 0 }, () => undefined, undefined, () => undefined);
+  t.equal(later.listenerCount('data'), 1, 'a framed body is counted and guarded');
+});
