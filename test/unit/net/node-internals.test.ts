@@ -1,6 +1,7 @@
 // berth leans on five things Node does not document, or documents only in part; each has
-// no public replacement (said where it is used). These tests fail, naming the one that changed, when a Node
-// upgrade takes one away, before the integration tests fail in less obvious ways.
+// no public replacement (said where it is used). These tests fail, naming the one that
+// changed, when a Node upgrade takes one away, before the integration tests fail in less
+// obvious ways.
 import { once } from 'node:events';
 import http from 'node:http';
 import https from 'node:https';

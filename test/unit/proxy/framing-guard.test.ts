@@ -61,7 +61,7 @@ t.test('the watch ends with the body: `ended` runs once, and the byte counter le
 
 t.test('a request Node ended as it arrived (no body headers): `ended` runs at once, nothing listens', async (t) => {
   // Node 24 ends a request without Content-Length or Transfer-Encoding before the handler
-  // sees it (optimizeEmptyRequests) and drops whatever its parser frames as a body: no
+  // sees it (optimizeEmptyRequests); such a request has no body for its parser either. No
   // 'data' or 'end' will come, so waiting for them would leave the request's wait unmarked.
   const req = new PassThrough();
   req.end();
