@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { isNamed } from '../proxy/headerName.js';
 import { redactPath, uploadUuid } from './accessLog.js';
 import { operationOf } from './operation.js';
 
@@ -146,7 +147,7 @@ function hasHeader(raw: readonly string[], name: string): boolean {
 
 /** The first value of a header, by its name in lower case. */
 export function headerOf(raw: readonly string[], name: string): string | undefined {
-  for (let i = 0; i + 1 < raw.length; i += 2) if (raw[i]!.length === name.length && raw[i]!.toLowerCase() === name) return raw[i + 1];
+  for (let i = 0; i + 1 < raw.length; i += 2) if (isNamed(raw[i]!, name)) return raw[i + 1];
   return undefined;
 }
 

@@ -1,7 +1,7 @@
 import type { EventEmitter } from 'node:events';
 import type http from 'node:http';
 import type { Readable } from 'node:stream';
-import { buildConnector, Client, Pool, type Dispatcher } from 'undici';
+import { buildConnector, Client, Pool, util, type Dispatcher } from 'undici';
 import type { BodyFraming } from './context.js';
 import { ProxyError, classify } from './errors.js';
 import { IdleSweep, type Watched } from './idleSweep.js';
@@ -49,8 +49,11 @@ export interface TransportOptions {
 export interface ResponseHead {
   readonly status: number;
   readonly statusMessage: string;
-  /** name, value, name, value… in the upstream's order and case, duplicates kept. */
-  readonly rawHeaders: readonly string[];
+  /**
+   * name, value, name, value… in the upstream's order and case, duplicates kept: an array
+   * made for this answer, which the handler changes in place (its response passes).
+   */
+  readonly rawHeaders: string[];
 }
 
 export interface Exchange {
@@ -121,6 +124,15 @@ export function createTransport(options: TransportOptions): Transport {
   const retries = new Set<Client>();
   // An exchange keeps the sweep it started under: a replaced one stops once its last exchange ends.
   let idle = sweepFor(responseTimeout);
+  // One function for every retry, rather than a closure per GET that is almost never called.
+  const resend: Resend = (request, upstreamExchange, cause) => {
+    options.onRetry?.({ method: request.method, path: request.path, cause });
+    const client = clientFor(origin, clientOptions);
+    retries.add(client);
+    client.dispatch(request, upstreamExchange);
+    // Closes once the request is done: a connection for this one request only.
+    void client.close().catch(() => {}).finally(() => retries.delete(client));
+  };
   return {
     forward(req, res, exchange, body) {
       const empty = body === 'none' || (body === 'length' && req.headers['content-length'] === '0');
@@ -133,18 +145,8 @@ export function createTransport(options: TransportOptions): Transport {
         // A stream to undici (its test: pipe and on), but never the request itself (RequestBody).
         body: empty ? null : (new RequestBody(req) as unknown as Readable),
       };
-      let retry: ((cause: unknown) => void) | undefined;
-      if (empty && (method === 'GET' || method === 'HEAD')) {
-        retry = (cause) => {
-          options.onRetry?.({ method, path: request.path, cause });
-          const client = clientFor(origin, clientOptions);
-          retries.add(client);
-          client.dispatch(request, upstreamExchange);
-          // Closes once the request is done: a connection for this one request only.
-          void client.close().catch(() => {}).finally(() => retries.delete(client));
-        };
-      }
-      const upstreamExchange = new UpstreamExchange(req, res, exchange, idle, retry);
+      // A GET or HEAD may be sent once more (UpstreamExchange.onResponseError).
+      const upstreamExchange = new UpstreamExchange(req, res, exchange, idle, empty && (method === 'GET' || method === 'HEAD') ? request : undefined, resend);
       pool.dispatch(request, upstreamExchange);
       return upstreamExchange;
     },
@@ -162,6 +164,9 @@ export function createTransport(options: TransportOptions): Transport {
   };
 }
 
+/** Sends a request once more, on a new connection of its own. */
+type Resend = (request: Dispatcher.DispatchOptions, exchange: UpstreamExchange, cause: unknown) => void;
+
 /** One request on the pool: relays undici's events to the handler and the body to the client. */
 class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watched<UpstreamExchange> {
   private controller: Dispatcher.DispatchController | undefined;
@@ -174,7 +179,8 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
   watched = false;
   previousWatched: UpstreamExchange | undefined;
   nextWatched: UpstreamExchange | undefined;
-  private readonly resume = (): void => this.controller?.resume();
+  /** Resumes the upstream's answer once the client response drains; made the first time it fills. */
+  private resume: (() => void) | undefined;
   private readonly clientGone = (): void => {
     if (!this.done && !this.res.writableFinished) this.stop(new ProxyError('client_gone'));
   };
@@ -183,15 +189,16 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
   private answered = false;
 
   /**
-   * @param retry sends the request again on a new connection; given for a request without a
-   * body that may be sent twice (GET, HEAD), and called at most once.
+   * @param again the request, given when it has no body and may be sent twice (GET, HEAD):
+   * then `resend` sends it once more at most.
    */
   constructor(
     private readonly req: http.IncomingMessage,
     private readonly res: http.ServerResponse,
     private readonly exchange: Exchange,
     private readonly idle: IdleSweep<UpstreamExchange> | undefined,
-    private retry: ((cause: unknown) => void) | undefined,
+    private again: Dispatcher.DispatchOptions | undefined,
+    private readonly resend: Resend,
   ) {
     idle?.watch(this);
     // The client left (at any moment, not only while its body arrives): so does the upstream
@@ -222,7 +229,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
     this.active = true;
   }
 
-  onResponseStart(controller: Dispatcher.DispatchController, status: number, _headers: unknown, statusMessage?: string): void {
+  onResponseStart(controller: Dispatcher.DispatchController, status: number, headers: Record<string, string | string[] | undefined>, statusMessage?: string): void {
     if (this.done) return;
     this.active = true;
     this.answered = true;
@@ -230,7 +237,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
     // did not relay them either. (undici fails a 100 nobody asked for; a 101, or a status
     // under 100, goes to the handler, which refuses it.)
     if (status > 101 && status < 200) return;
-    const relayed = this.exchange.onResponse({ status, statusMessage: statusMessage ?? '', rawHeaders: rawStrings(controller.rawHeaders) });
+    const relayed = this.exchange.onResponse({ status, statusMessage: statusMessage ?? '', rawHeaders: headerLines(controller.rawHeaders, headers) });
     if (!relayed) this.abort();
   }
 
@@ -240,7 +247,7 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
     this.exchange.onResponseBytes(chunk.length);
     if (!this.res.write(chunk)) {
       controller.pause();
-      this.res.once('drain', this.resume);
+      this.res.once('drain', (this.resume ??= () => this.controller?.resume()));
     }
   }
 
@@ -254,12 +261,12 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
 
   onResponseError(_controller: Dispatcher.DispatchController | null, error: Error): void {
     if (this.done) return;
-    const retry = this.retry;
-    if (retry && !this.answered && !(error instanceof ProxyError) && classify(error).kind === 'upstream_reset' && !this.res.destroyed) {
+    const again = this.again;
+    if (again && !this.answered && !(error instanceof ProxyError) && classify(error).kind === 'upstream_reset' && !this.res.destroyed) {
       // Cut before any byte of the answer: sent once more, on a new connection.
-      this.retry = undefined;
+      this.again = undefined;
       this.controller = undefined;
-      retry(error);
+      this.resend(again, this, error);
       return;
     }
     this.done = true;
@@ -277,16 +284,57 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
   private finish(): void {
     this.idle?.unwatch(this);
     this.res.off('close', this.clientGone);
-    this.res.off('drain', this.resume);
+    if (this.resume) this.res.off('drain', this.resume);
   }
 }
 
-function rawStrings(raw: Dispatcher.DispatchController['rawHeaders']): string[] {
+/**
+ * The answer's header lines as strings, in the upstream's order and case. undici hands them
+ * over as Buffers, and has already read each into its own object of values by lowercased
+ * name (`parsed`): a value that name has once is taken from there, and a name is spelled as
+ * the last answer spelled it (`spellings`) when its bytes are the same. Each string made
+ * from a Buffer is a call into C++ and a new string: twenty per small answer, without this.
+ */
+function headerLines(raw: Dispatcher.DispatchController['rawHeaders'], parsed: Record<string, string | string[] | undefined>): string[] {
   if (!Array.isArray(raw)) return [];
   const out = new Array<string>(raw.length);
-  for (let i = 0; i < raw.length; i++) {
-    const item = raw[i]!;
-    out[i] = typeof item === 'string' ? item : item.toString('latin1');
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    if (typeof name === 'string') {
+      out[i] = name;
+      out[i + 1] = typeof value === 'string' ? value : value.toString('latin1');
+      continue;
+    }
+    const key = util.headerNameToString(name);
+    out[i] = spelled(key, name);
+    const once = parsed[key];
+    // A string: this name's only line (a repeated name's values are an array).
+    out[i + 1] = typeof once === 'string' ? once : typeof value === 'string' ? value : value.toString('latin1');
   }
   return out;
+}
+
+/**
+ * The header names answers spelled, by lowercased name: the registry spells its few names
+ * the same way every time. Bounded, since an upstream may send any names at all.
+ */
+const spellings = new Map<string, string>();
+const SPELLINGS_KEPT = 256;
+
+function spelled(key: string, name: Buffer): string {
+  const known = spellings.get(key);
+  if (known !== undefined && known.length === name.length) {
+    let same = true;
+    for (let j = 0; j < name.length; j++) {
+      if (name[j] !== known.charCodeAt(j)) {
+        same = false;
+        break;
+      }
+    }
+    if (same) return known;
+  }
+  const made = name.toString('latin1');
+  if (known !== undefined || spellings.size < SPELLINGS_KEPT) spellings.set(key, made);
+  return made;
 }

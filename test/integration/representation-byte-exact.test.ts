@@ -194,6 +194,30 @@ t.test('answers: representation headers and bodies reach the client byte-exact, 
   );
 });
 
+t.test('answer header lines reach the client in the upstream\'s spelling, order and repetition, answer after answer', async (t) => {
+  // berth takes each line's text from undici's own reading where it can, and a name's
+  // spelling from the last answer that spelled it the same way (proxy/transport.ts): a
+  // name spelled another way, or a value of a repeated name, must still come through as sent.
+  const up = await startScriptedUpstream(t);
+  const tb = await startTestBerth(t, { upstream: up.url });
+  const names = ['Docker-Content-Digest', 'ETag', 'Vary', 'X-Trace', 'Set-Cookie', 'Link'];
+  const spelling = (name: string) => fc.array(fc.boolean(), { minLength: name.length, maxLength: name.length }).map((upper) => [...name].map((c, i) => (upper[i] ? c.toUpperCase() : c.toLowerCase())).join(''));
+  const line = fc.tuple(fc.constantFrom(...names).chain(spelling), fc.stringMatching(/^[!-~]([ !-~]{0,30}[!-~])?$/));
+  const own = new Set(['content-length', 'date', 'connection', 'keep-alive', 'transfer-encoding']);
+  await fc.assert(
+    fc.asyncProperty(fc.array(line, { minLength: 1, maxLength: 8 }), async (lines) => {
+      up.next = { status: 200, headers: lines, body: Buffer.from('x'), chunked: false };
+      const answer = await ask(tb, { method: 'GET', path: '/v2/r/manifests/latest' });
+      const got: string[] = [];
+      for (let i = 0; i + 1 < answer.rawHeaders.length; i += 2) if (!own.has(answer.rawHeaders[i]!.toLowerCase())) got.push(answer.rawHeaders[i]!, answer.rawHeaders[i + 1]!);
+      if (JSON.stringify(got) !== JSON.stringify(lines.flat())) throw new Error(`upstream sent ${JSON.stringify(lines.flat())}, client got ${JSON.stringify(got)}`);
+      return true;
+    }),
+    { numRuns: RUNS },
+  );
+  t.pass();
+});
+
 t.test('repeated header lines reach the upstream as sent; of a repeated single-valued one, the first', async (t) => {
   const up = await startScriptedUpstream(t);
   const tb = await startTestBerth(t, { upstream: up.url });

@@ -1,5 +1,6 @@
 import { FRAMING, connectionTokens, isFixedHopByHop } from '../hopByHop.js';
-import type { HeaderPairs, ResponsePass } from './headers.js';
+import { isNamed } from '../headerName.js';
+import type { HeaderLines, ResponsePass } from './headers.js';
 
 /**
  * Removes hop-by-hop headers from the upstream's answer; Node frames the response for
@@ -9,14 +10,17 @@ export const stripResponseHopByHop: ResponsePass = (ctx) => {
   const headers = ctx.headers;
   const named = connectionTokens(connectionValues(headers));
   let kept = 0;
-  for (let i = 0; i < headers.length; i++) {
-    const pair = headers[i]!;
-    const name = pair[0];
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    const name = headers[i]!;
     if (mayBeHopByHop(name, named)) {
       const lower = name.toLowerCase();
       if (isFixedHopByHop(lower) || (named.has(lower) && !FRAMING.has(lower))) continue;
     }
-    headers[kept++] = pair;
+    if (kept !== i) {
+      headers[kept] = name;
+      headers[kept + 1] = headers[i + 1]!;
+    }
+    kept += 2;
   }
   headers.length = kept;
 };
@@ -36,11 +40,15 @@ function mayBeHopByHop(name: string, named: ReadonlySet<string>): boolean {
   return false;
 }
 
-/** The values of every Connection line, if there is one. */
-function connectionValues(headers: HeaderPairs): string[] | undefined {
-  let values: string[] | undefined;
-  for (const [name, value] of headers) {
-    if (name.length === 10 && name.toLowerCase() === 'connection') (values ??= []).push(value);
+/** The value of the Connection line, or the values of each when there are several. */
+function connectionValues(headers: HeaderLines): string | string[] | undefined {
+  let values: string | string[] | undefined;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    if (!isNamed(headers[i]!, 'connection')) continue;
+    const value = headers[i + 1]!;
+    if (values === undefined) values = value;
+    else if (typeof values === 'string') values = [values, value];
+    else values.push(value);
   }
   return values;
 }

@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { isNamed } from '../headerName.js';
 import type { ResponsePass } from './headers.js';
 
 /**
@@ -21,6 +22,7 @@ const ENDS_IN_NUMBER = /(?:^|\.)(?:\d+|0x[0-9a-f]*)\.?$/;
 /** Adds the request's Strict-Transport-Security value, if it has one; an upstream's own header wins. */
 export const addHsts: ResponsePass = (ctx) => {
   if (ctx.hsts === undefined) return;
-  if (ctx.headers.some(([name]) => name.toLowerCase() === 'strict-transport-security')) return;
-  ctx.headers.push(['Strict-Transport-Security', ctx.hsts]);
+  const headers = ctx.headers;
+  for (let i = 0; i + 1 < headers.length; i += 2) if (isNamed(headers[i]!, 'strict-transport-security')) return;
+  headers.push('Strict-Transport-Security', ctx.hsts);
 };

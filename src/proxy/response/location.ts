@@ -1,3 +1,4 @@
+import { isNamed } from '../headerName.js';
 import type { ResponsePass } from './headers.js';
 import { rewriteToPublic } from './origin.js';
 
@@ -13,8 +14,8 @@ export function rewritesLocation(status: number): boolean {
 /** Points upload and redirect Locations that name the upstream at the public https origin. */
 export const rewriteLocation: ResponsePass = (ctx) => {
   if (!rewritesLocation(ctx.status)) return;
-  for (const pair of ctx.headers) {
-    if (pair[0].toLowerCase() !== 'location') continue;
-    pair[1] = rewriteToPublic(pair[1], ctx) ?? pair[1];
+  const headers = ctx.headers;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    if (isNamed(headers[i]!, 'location')) headers[i + 1] = rewriteToPublic(headers[i + 1]!, ctx) ?? headers[i + 1]!;
   }
 };

@@ -1,3 +1,4 @@
+import { isNamed } from '../headerName.js';
 import type { ResponsePass } from './headers.js';
 import { rewriteToPublic } from './origin.js';
 
@@ -72,7 +73,8 @@ export function rewriteChallenge(value: string, view: Parameters<typeof rewriteT
 }
 
 export const rewriteRealm: ResponsePass = (ctx) => {
-  for (const pair of ctx.headers) {
-    if (pair[0].toLowerCase() === 'www-authenticate') pair[1] = rewriteChallenge(pair[1], ctx);
+  const headers = ctx.headers;
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    if (isNamed(headers[i]!, 'www-authenticate')) headers[i + 1] = rewriteChallenge(headers[i + 1]!, ctx);
   }
 };

@@ -16,10 +16,10 @@ function run(body: BodyFraming, contentLength: string | undefined, chunks: reado
   const ctx = createContext({ upstream: new URL('http://r:5000'), publicOrigin: undefined, trustedProxies: addressSet([]) }, { method: 'POST', url: '/v2/', headers, socket: {} });
   ctx.body = body;
   let mismatches = 0;
-  const record = { bytesIn: 0 };
-  guardFraming(req as unknown as http.IncomingMessage, ctx, record, () => mismatches++);
+  const watch = { bytesIn: 0, framingBroken: () => void mismatches++, bodyEnded: () => undefined };
+  guardFraming(req as unknown as http.IncomingMessage, ctx, watch);
   for (const chunk of chunks) req.write(chunk);
-  counted?.(record.bytesIn);
+  counted?.(watch.bytesIn);
   return mismatches === 1;
 }
 
@@ -39,7 +39,7 @@ t.test('every body byte is counted for the access line, past a mismatch too', as
   run('chunked', undefined, ['a'.repeat(70_000), 'b'], (bytes) => t.equal(bytes, 70_001));
 });
 
-t.test('the watch ends with the body: `ended` runs once, and the byte counter leaves the request', async (t) => {
+t.test('the watch ends with the body: `bodyEnded` runs once, and the byte counter leaves the request', async (t) => {
   // Left on a request nobody read (a GET), the counter would be deleted from the request's
   // listener table by Node's own clean-up when the answer finishes, which costs that table
   // its fast shape; taken off at 'end' (removeListener keeps the shape), nothing is left to delete.
@@ -48,7 +48,7 @@ t.test('the watch ends with the body: `ended` runs once, and the byte counter le
     const ctx = createContext({ upstream: new URL('http://r:5000'), publicOrigin: undefined, trustedProxies: addressSet([]) }, { method: 'PUT', url: '/v2/', headers: contentLength === undefined ? {} : { 'content-length': contentLength }, socket: {} });
     ctx.body = body;
     let ended = 0;
-    guardFraming(req as unknown as http.IncomingMessage, ctx, { bytesIn: 0 }, () => t.fail('no mismatch'), undefined, () => ended++);
+    guardFraming(req as unknown as http.IncomingMessage, ctx, { bytesIn: 0, framingBroken: () => t.fail('no mismatch'), bodyEnded: () => void ended++ });
     t.equal(req.listenerCount('data'), 1, `${body}: the counter listens while the body arrives`);
     for (const chunk of chunks) req.write(chunk);
     req.end();
@@ -59,7 +59,7 @@ t.test('the watch ends with the body: `ended` runs once, and the byte counter le
   }
 });
 
-t.test('a request Node ended as it arrived (no body headers): `ended` runs at once, nothing listens', async (t) => {
+t.test('a request Node ended as it arrived (no body headers): `bodyEnded` runs at once, nothing listens', async (t) => {
   // Node 24 ends a request without Content-Length or Transfer-Encoding before the handler
   // sees it (optimizeEmptyRequests); such a request has no body for its parser either. No
   // 'data' or 'end' will come, so waiting for them would leave the request's wait unmarked.
@@ -71,7 +71,7 @@ t.test('a request Node ended as it arrived (no body headers): `ended` runs at on
   const ctx = createContext({ upstream: new URL('http://r:5000'), publicOrigin: undefined, trustedProxies: addressSet([]) }, { method: 'GET', url: '/v2/', headers: {}, socket: {} });
   ctx.body = 'none';
   let ended = 0;
-  guardFraming(req as unknown as http.IncomingMessage, ctx, { bytesIn: 0 }, () => t.fail('no mismatch'), undefined, () => ended++);
+  guardFraming(req as unknown as http.IncomingMessage, ctx, { bytesIn: 0, framingBroken: () => t.fail('no mismatch'), bodyEnded: () => void ended++ });
   t.equal(ended, 1, 'ended, synchronously');
   t.equal(req.listenerCount('data'), 0, 'no byte counter');
   t.equal(req.listenerCount('end'), 0, 'no end listener');
@@ -80,6 +80,6 @@ t.test('a request Node ended as it arrived (no body headers): `ended` runs at on
   const later = new PassThrough();
   const framed = createContext({ upstream: new URL('http://r:5000'), publicOrigin: undefined, trustedProxies: addressSet([]) }, { method: 'PUT', url: '/v2/', headers: { 'content-length': '1' }, socket: {} });
   framed.body = 'length';
-  guardFraming(later as unknown as http.IncomingMessage, framed, { bytesIn: 0 }, () => undefined, undefined, () => undefined);
+  guardFraming(later as unknown as http.IncomingMessage, framed, { bytesIn: 0, framingBroken: () => undefined, bodyEnded: () => undefined });
   t.equal(later.listenerCount('data'), 1, 'a framed body is counted and guarded');
 });

@@ -1,5 +1,4 @@
 import t from 'tap';
-import type { HeaderPairs } from '../../../src/proxy/response/headers.js';
 import { rewriteLocation, rewritesLocation } from '../../../src/proxy/response/location.js';
 
 const upstream = new URL('http://127.0.0.1:5000');
@@ -11,12 +10,12 @@ t.test('statuses whose Location is rewritten', async (t) => {
 });
 
 t.test('every Location header is rewritten, other headers are not', async (t) => {
-  const headers: HeaderPairs = [
+  const headers = [
     ['Location', 'http://127.0.0.1:5000/v2/a?_state=x%3D'],
     ['location', 'http://127.0.0.1:5000/v2/b'],
     ['Content-Location', 'http://127.0.0.1:5000/v2/c'],
     ['Link', '<http://127.0.0.1:5000/v2/d>; rel="next"'],
-  ];
+  ].flat();
   const ctx = { status: 202, headers, upstream, publicOrigin };
   rewriteLocation(ctx);
   t.same(ctx.headers, [
@@ -24,11 +23,11 @@ t.test('every Location header is rewritten, other headers are not', async (t) =>
     ['location', 'https://localhost:8443/v2/b'],
     ['Content-Location', 'http://127.0.0.1:5000/v2/c'],
     ['Link', '<http://127.0.0.1:5000/v2/d>; rel="next"'],
-  ]);
+  ].flat());
 });
 
 t.test('a 200 keeps its Location', async (t) => {
-  const ctx = { status: 200, headers: [['Location', 'http://127.0.0.1:5000/v2/a']] as HeaderPairs, upstream, publicOrigin };
+  const ctx = { status: 200, headers: ['Location', 'http://127.0.0.1:5000/v2/a'], upstream, publicOrigin };
   rewriteLocation(ctx);
-  t.equal(ctx.headers[0]![1], 'http://127.0.0.1:5000/v2/a');
+  t.equal(ctx.headers[1], 'http://127.0.0.1:5000/v2/a');
 });

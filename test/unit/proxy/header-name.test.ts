@@ -1,0 +1,31 @@
+import t from 'tap';
+import fc from 'fast-check';
+import { isNamed } from '../../../src/proxy/headerName.js';
+
+t.test('isNamed: a name in any case, nothing else', async (t) => {
+  t.ok(isNamed('Content-Type', 'content-type'));
+  t.ok(isNamed('WWW-AUTHENTICATE', 'www-authenticate'));
+  t.ok(isNamed('location', 'location'));
+  t.notOk(isNamed('Locations', 'location'));
+  t.notOk(isNamed('Locatio', 'location'));
+  t.notOk(isNamed('Locatioñ', 'location'));
+  // '[' is 'Z' + 1 and '{' is 'z' + 1; '@' lies just below 'A'.
+  t.notOk(isNamed('[', '{'));
+  t.notOk(isNamed('@', '`'));
+});
+
+t.test('isNamed answers as name.toLowerCase() === lower, for every latin1 name', async (t) => {
+  const lowers = ['content-type', 'location', 'www-authenticate', 'connection', 'strict-transport-security', 'server', 'x', 'a-z'];
+  // A lowercase name recased letter by letter (any latin1 character now and then), or any latin1 text.
+  const recased = fc.constantFrom(...lowers).chain((lower) =>
+    fc.array(fc.integer({ min: 0, max: 3 }), { minLength: lower.length, maxLength: lower.length }).map((how) =>
+      [...lower].map((c, i) => (how[i] === 1 ? c.toUpperCase() : how[i] === 2 ? String.fromCharCode(c.charCodeAt(0) ^ 0x20) : how[i] === 3 ? String.fromCharCode(c.charCodeAt(0) + 0x80) : c)).join(''),
+    ),
+  );
+  const latin1 = fc.string({ unit: fc.integer({ min: 0, max: 0xff }).map((code) => String.fromCharCode(code)), maxLength: 26 });
+  fc.assert(
+    fc.property(fc.oneof(recased, latin1), fc.constantFrom(...lowers), (name, lower) => isNamed(name, lower) === (name.toLowerCase() === lower)),
+    { numRuns: 20_000 },
+  );
+  t.pass();
+});
