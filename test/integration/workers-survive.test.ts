@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import t, { type Test } from 'tap';
@@ -19,6 +20,24 @@ function get(port: number, pki: TestPki, path: string): Promise<string> {
     socket.on('error', reject);
     socket.setTimeout(20_000, () => socket.destroy(new Error('no answer in 20 s')));
   });
+}
+
+/** The processes whose parent is `pid` (Linux's /proc): a primary's workers, starting or serving. */
+function childrenOf(pid: number): Set<number> {
+  const children = new Set<number>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = fs.readFileSync(`/proc/${entry}/stat`, 'latin1');
+    } catch {
+      continue; // gone meanwhile
+    }
+    // pid (comm) state ppid …: comm may hold spaces and parentheses, so read after the last ')'.
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid === pid) children.add(Number(entry));
+  }
+  return children;
 }
 
 /** Answers /v2/bad/… with a reason phrase Node refuses to write on, everything else 200. */
@@ -52,13 +71,16 @@ t.test('two workers: malformed answers do not kill them, and workers killed one 
   t.notOk(berth.lines.some((l) => String(l.msg).startsWith('worker died')), 'no worker died');
 
   // Kill the worker that served the latest request, six times, each time once its
-  // replacement serves.
-  const seen = new Set<number>();
-  for (const line of berth.lines) if (line.msg === 'request') seen.add(line.pid as number);
+  // replacement serves. The replacement is a worker that was not there at the kill: the
+  // other worker may serve for the first time meanwhile (it may have served none of the
+  // requests above), and the next round must not take it for the replacement and kill the
+  // only one listening while the replacement still starts.
   for (let round = 0; round < 6; round++) {
     const path = `/v2/round/${round}`;
     t.equal(await get(berth.port, pki, path), 'HTTP/1.1 200 OK');
     const victim = (await berth.waitForLine((l) => l.path === path)).pid as number;
+    const there = childrenOf(berth.child.pid!);
+    t.ok(there.has(victim), `round ${round}: worker ${victim} is the primary's`);
     process.kill(victim, 'SIGKILL');
     const died = await berth.waitForLine((l) => l.msg === 'worker died; starting another' && l.worker === victim);
     t.match(died, { signal: 'SIGKILL', restartIn: /^\d+(\.\d+)?s$/ }, `round ${round}: the primary replaces worker ${victim} (after ${String(died.restartIn)})`);
@@ -68,8 +90,7 @@ t.test('two workers: malformed answers do not kill them, and workers killed one 
       const probe = `/v2/round/${round}/probe/${i}`;
       t.equal(await get(berth.port, pki, probe), 'HTTP/1.1 200 OK', `round ${round}: served while a worker is replaced`);
       const pid = (await berth.waitForLine((l) => l.path === probe)).pid as number;
-      fresh = !seen.has(pid);
-      seen.add(pid);
+      fresh = !there.has(pid);
       if (!fresh) await new Promise((r) => setTimeout(r, 100));
     }
     t.ok(fresh, `round ${round}: a new worker serves`);
