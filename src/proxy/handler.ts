@@ -196,8 +196,8 @@ class Served implements Exchanged, FramingWatch, Exchange {
   private readonly end = (): void => this.over();
 
   constructor(
-    readonly req: http.IncomingMessage,
-    readonly res: http.ServerResponse,
+    private readonly req: http.IncomingMessage,
+    private readonly res: http.ServerResponse,
     /** req.socket, which is gone once the response closes. */
     private readonly socket: Socket,
     private readonly ctx: RequestContext,

@@ -293,7 +293,9 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
  * over as Buffers, and has already read each into its own object of values by lowercased
  * name (`parsed`): a value that name has once is taken from there, and a name is spelled as
  * the last answer spelled it (`spellings`) when its bytes are the same. Each string made
- * from a Buffer is a call into C++ and a new string: twenty per small answer, without this.
+ * from a Buffer is a call into C++ and a new string, two per line without this (a small
+ * answer's six lines: 0.65 -> 0.24 KiB allocated, 1.55 -> 1.3 µs, npm run bench:alloc and
+ * a micro-benchmark).
  */
 function headerLines(raw: Dispatcher.DispatchController['rawHeaders'], parsed: Record<string, string | string[] | undefined>): string[] {
   if (!Array.isArray(raw)) return [];
