@@ -2,16 +2,20 @@
 // A fast registry stand-in for the benchmarks, in its own process: plain HTTP on
 // 127.0.0.1, an ephemeral port written to stdout as {"port":N}.
 //   GET  /v2/                      200 {} with the registry's API header (small requests)
+//   GET  /bench/count              how many GET /v2/ it has answered (bench:instructions)
 //   GET  /v2/bench/blobs/<bytes>   <bytes> of data (downloads)
 //   PUT|PATCH|POST anything else   reads and discards the body, answers 201 like the registry
 import http from 'node:http';
 
 const block = Buffer.alloc(1 << 20, 0x5a);
+let small = 0;
 const server = http.createServer({ requestTimeout: 0, keepAliveTimeout: 120_000 }, (req, res) => {
   if (req.method === 'GET' && req.url === '/v2/') {
+    small++;
     res.writeHead(200, { 'content-type': 'application/json', 'content-length': '2', 'docker-distribution-api-version': 'registry/2.0' });
     return void res.end('{}');
   }
+  if (req.method === 'GET' && req.url === '/bench/count') return void res.end(String(small));
   const blob = /^\/v2\/bench\/blobs\/(\d+)$/.exec(req.url ?? '');
   if (req.method === 'GET' && blob) {
     const size = Number(blob[1]);
