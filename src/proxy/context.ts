@@ -2,6 +2,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { AddressSet } from '../net/cidr.js';
 import type { NameSet } from '../net/names.js';
 import { hstsNamesHost } from './response/hsts.js';
+import { isNamed } from './headerName.js';
 
 /** What the passes read from the configuration; prepared once, shared read-only. */
 export interface ProxySettings {
@@ -99,7 +100,7 @@ function countHostLines(raw: readonly string[]): number {
   let n = 0;
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
-    if (name.length === 4 && name.toLowerCase() === 'host') n++;
+    if (isNamed(name, 'host')) n++;
   }
   return n;
 }

@@ -6,10 +6,17 @@
  * `name.toLowerCase() === lower`.
  */
 export function isNamed(name: string, lower: string): boolean {
+  return name.length === lower.length && namedAt(name, lower, 0);
+}
+
+/**
+ * Whether `name` holds `lower` (lowercase ASCII) at `at`, in any case (as isNamed):
+ * `name.toLowerCase().startsWith(lower, at)`. `name` must be long enough.
+ */
+export function namedAt(name: string, lower: string, at: number): boolean {
   const n = lower.length;
-  if (name.length !== n) return false;
   for (let i = 0; i < n; i++) {
-    const c = name.charCodeAt(i);
+    const c = name.charCodeAt(at + i);
     const want = lower.charCodeAt(i);
     if (c !== want && (c < 0x41 || c > 0x5a || c + 0x20 !== want)) return false;
   }

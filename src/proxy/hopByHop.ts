@@ -1,3 +1,5 @@
+import { isNamed, namedAt } from './headerName.js';
+
 /**
  * Hop-by-hop headers (RFC 9110 §7.6.1) describe one connection and must not be
  * forwarded: Connection and every header it names, plus the fixed list below. http-proxy
@@ -8,6 +10,26 @@ const FIXED = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-en
 
 export function isFixedHopByHop(name: string): boolean {
   return FIXED.has(name) || name.startsWith('proxy-');
+}
+
+/**
+ * isFixedHopByHop for a name in any case (an answer's: `Connection`, `Keep-Alive`), without
+ * the lowercased copy and its hashing into FIXED: by length, then letter by letter.
+ */
+export function isFixedHopByHopName(name: string): boolean {
+  if (name.length >= 6 && namedAt(name, 'proxy-', 0)) return true;
+  switch (name.length) {
+    case 2:
+      return isNamed(name, 'te');
+    case 7:
+      return isNamed(name, 'trailer') || isNamed(name, 'upgrade');
+    case 10:
+      return isNamed(name, 'connection') || isNamed(name, 'keep-alive');
+    case 17:
+      return isNamed(name, 'transfer-encoding');
+    default:
+      return false;
+  }
 }
 
 const NONE: ReadonlySet<string> = new Set();

@@ -291,11 +291,10 @@ class UpstreamExchange implements Dispatcher.DispatchHandler, Forwarding, Watche
 /**
  * The answer's header lines as strings, in the upstream's order and case. undici hands them
  * over as Buffers, and has already read each into its own object of values by lowercased
- * name (`parsed`): a value that name has once is taken from there, and a name is spelled as
- * the last answer spelled it (`spellings`) when its bytes are the same. Each string made
- * from a Buffer is a call into C++ and a new string, two per line without this (a small
- * answer's six lines: 0.65 -> 0.24 KiB allocated, 1.55 -> 1.3 µs, npm run bench:alloc and
- * a micro-benchmark).
+ * name (`parsed`): a value that name has once is taken from there. A name is spelled as the
+ * last answer with the same bytes spelled it (`spellings`), which also knows its lowercased
+ * form, undici's key. Each string made from a Buffer is a call into C++ and a new string, two
+ * per line without this (a small answer's six lines: 0.65 -> 0.24 KiB allocated).
  */
 function headerLines(raw: Dispatcher.DispatchController['rawHeaders'], parsed: Record<string, string | string[] | undefined>): string[] {
   if (!Array.isArray(raw)) return [];
@@ -308,35 +307,46 @@ function headerLines(raw: Dispatcher.DispatchController['rawHeaders'], parsed: R
       out[i + 1] = typeof value === 'string' ? value : value.toString('latin1');
       continue;
     }
-    const key = util.headerNameToString(name);
-    out[i] = spelled(key, name);
-    const once = parsed[key];
+    const spelling = spelled(name);
+    out[i] = spelling.name;
+    const once = parsed[spelling.key];
     // A string: this name's only line (a repeated name's values are an array).
     out[i + 1] = typeof once === 'string' ? once : typeof value === 'string' ? value : value.toString('latin1');
   }
   return out;
 }
 
+/** A header name as an answer spelled it, and lowercased (undici's key for it). */
+interface Spelling {
+  readonly name: string;
+  readonly key: string;
+}
+
 /**
- * The header names answers spelled, by lowercased name: the registry spells its few names
- * the same way every time. Bounded, since an upstream may send any names at all.
+ * The header names answers spelled, found by a name's length and first and last bytes (a
+ * number: no string to hash), then compared byte by byte: the registry spells its few names
+ * the same way every time. (Finding a name's lowercased form first, by undici's own lookup,
+ * a tree walked byte by byte, and then its spelling by that form: a small answer's six lines
+ * took 6,200 machine instructions, 3,900 now with the rest of onResponseStart; npm run
+ * bench:instructions.) Bounded, since an upstream may send any names at all; names that
+ * share a slot take turns in it.
  */
-const spellings = new Map<string, string>();
+const spellings = new Map<number, Spelling>();
 const SPELLINGS_KEPT = 256;
 
-function spelled(key: string, name: Buffer): string {
-  const known = spellings.get(key);
-  if (known !== undefined && known.length === name.length) {
-    let same = true;
-    for (let j = 0; j < name.length; j++) {
-      if (name[j] !== known.charCodeAt(j)) {
-        same = false;
-        break;
-      }
-    }
-    if (same) return known;
-  }
-  const made = name.toString('latin1');
-  if (known !== undefined || spellings.size < SPELLINGS_KEPT) spellings.set(key, made);
+function spelled(name: Buffer): Spelling {
+  const n = name.length;
+  const slot = n === 0 ? 0 : n * 65536 + name[0]! * 256 + name[n - 1]!;
+  const known = spellings.get(slot);
+  if (known !== undefined && sameBytes(name, known.name)) return known;
+  const made: Spelling = { name: name.toString('latin1'), key: util.headerNameToString(name) };
+  if (known !== undefined || spellings.size < SPELLINGS_KEPT) spellings.set(slot, made);
   return made;
+}
+
+/** Whether `text` (latin1) is these bytes. */
+function sameBytes(bytes: Buffer, text: string): boolean {
+  if (bytes.length !== text.length) return false;
+  for (let j = 0; j < bytes.length; j++) if (bytes[j] !== text.charCodeAt(j)) return false;
+  return true;
 }

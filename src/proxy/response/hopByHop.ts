@@ -1,4 +1,4 @@
-import { FRAMING, connectionTokens, isFixedHopByHop } from '../hopByHop.js';
+import { FRAMING, connectionTokens, isFixedHopByHopName } from '../hopByHop.js';
 import { isNamed } from '../headerName.js';
 import type { HeaderLines, ResponsePass } from './headers.js';
 
@@ -12,10 +12,7 @@ export const stripResponseHopByHop: ResponsePass = (ctx) => {
   let kept = 0;
   for (let i = 0; i + 1 < headers.length; i += 2) {
     const name = headers[i]!;
-    if (mayBeHopByHop(name, named)) {
-      const lower = name.toLowerCase();
-      if (isFixedHopByHop(lower) || (named.has(lower) && !FRAMING.has(lower))) continue;
-    }
+    if (isFixedHopByHopName(name) || (named.size > 0 && isNamedHere(name, named))) continue;
     if (kept !== i) {
       headers[kept] = name;
       headers[kept + 1] = headers[i + 1]!;
@@ -26,17 +23,11 @@ export const stripResponseHopByHop: ResponsePass = (ctx) => {
 };
 
 /**
- * Whether a header name may be hop-by-hop, judged without the lowercased copy most names
- * would cost (the registry sends `Content-Type`, not `content-type`): by its length (te 2,
- * trailer and upgrade 7, connection and keep-alive 10, transfer-encoding 17, or that of a
- * name Connection lists) or a first letter p (proxy-*). Lowercasing keeps a name's length:
- * header names are latin1, and no latin1 letter changes length or becomes ASCII.
+ * Whether Connection names this header (not one that frames the message), compared in any
+ * case without a lowercased copy of the name: the tokens are lowercase already.
  */
-function mayBeHopByHop(name: string, named: ReadonlySet<string>): boolean {
-  const n = name.length;
-  if (n === 2 || n === 7 || n === 10 || n === 17) return true;
-  if (n >= 6 && (name.charCodeAt(0) | 0x20) === 0x70) return true;
-  for (const token of named) if (token.length === n) return true;
+function isNamedHere(name: string, named: ReadonlySet<string>): boolean {
+  for (const token of named) if (isNamed(name, token)) return !FRAMING.has(token);
   return false;
 }
 

@@ -1,6 +1,6 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { isNamed } from '../../../src/proxy/headerName.js';
+import { isNamed, namedAt } from '../../../src/proxy/headerName.js';
 
 t.test('isNamed: a name in any case, nothing else', async (t) => {
   t.ok(isNamed('Content-Type', 'content-type'));
@@ -25,6 +25,21 @@ t.test('isNamed answers as name.toLowerCase() === lower, for every latin1 name',
   const latin1 = fc.string({ unit: fc.integer({ min: 0, max: 0xff }).map((code) => String.fromCharCode(code)), maxLength: 26 });
   fc.assert(
     fc.property(fc.oneof(recased, latin1), fc.constantFrom(...lowers), (name, lower) => isNamed(name, lower) === (name.toLowerCase() === lower)),
+    { numRuns: 20_000 },
+  );
+  t.pass();
+});
+
+t.test('namedAt answers as name.toLowerCase().startsWith(lower, at), for every latin1 name', async (t) => {
+  const lowers = ['proxy-', 'localhost', '.localhost', 'x', 'a-z'];
+  const latin1 = fc.string({ unit: fc.integer({ min: 0, max: 0xff }).map((code) => String.fromCharCode(code)), maxLength: 8 });
+  // Text around a lowercase name recased at random, or any latin1 text.
+  const around = fc.tuple(latin1, fc.constantFrom(...lowers), fc.array(fc.boolean(), { maxLength: 10 }), latin1).map(([before, lower, upper, after]) => before + [...lower].map((c, i) => (upper[i] ? c.toUpperCase() : c)).join('') + after);
+  fc.assert(
+    fc.property(fc.oneof(around, latin1), fc.constantFrom(...lowers), fc.nat(20), (name, lower, at) => {
+      if (at + lower.length > name.length) return true; // namedAt asks for a name long enough
+      return namedAt(name, lower, at) === name.toLowerCase().startsWith(lower, at);
+    }),
     { numRuns: 20_000 },
   );
   t.pass();

@@ -130,6 +130,27 @@ t.test('HSTS is decided once per request with the public origin: for named hosts
   t.equal(decided(proxySettings(settings()), 'registry.example.com'), undefined);
 });
 
+t.test('HSTS: any host a request may name is judged as by its lowercased form', async (t) => {
+  const fc = (await import('fast-check')).default;
+  const net = await import('node:net');
+  const { hstsNamesHost } = await import('../../../src/proxy/response/hsts.js');
+  // The rule as written first: on the lowercased host.
+  const plain = (host: string): boolean => {
+    const name = host.startsWith('[') ? host.slice(1, -1) : host.toLowerCase();
+    return !(net.isIP(name) || /(?:^|\.)(?:\d+|0x[0-9a-f]*)\.?$/.test(name) || name === 'localhost' || name.endsWith('.localhost'));
+  };
+  const cased = (text: string) => fc.array(fc.boolean(), { minLength: text.length, maxLength: text.length }).map((upper) => [...text].map((c, i) => (upper[i] ? c.toUpperCase() : c)).join(''));
+  const label = fc.oneof(fc.constantFrom('localhost', '0x7f', '0X', '127', '1', 'v2', 'registry', 'x1', 'ff').chain(cased), fc.stringMatching(/^[A-Za-z0-9_~-]{1,6}$/));
+  const host = fc.oneof(
+    fc.array(label, { minLength: 1, maxLength: 5 }).chain((labels) => fc.boolean().map((dot) => labels.join('.') + (dot ? '.' : ''))),
+    fc.ipV4(),
+    fc.ipV6().map((address) => `[${address}]`),
+    fc.ipV6().chain(cased).map((address) => `[${address}]`),
+  );
+  fc.assert(fc.property(host, (h) => hstsNamesHost(h) === plain(h)), { numRuns: 20_000 });
+  t.pass();
+});
+
 t.test('request ids berth makes are UUID-shaped and never repeat', async (t) => {
   const ids = new Set<string>();
   for (let i = 0; i < 10_000; i++) ids.add(newRequestId());
