@@ -10,45 +10,23 @@
 // Needs: wrk (Debian: apt-get install wrk), Node 22 or later (its WebSocket).
 // Environment: ALLOC_SECONDS (5, per measurement), ALLOC_ROUNDS (3), ALLOC_TOP (15, functions
 // listed per front), BENCH_BERTH_ALSO (as bench:compare: "label=DIR,…", other builds).
-import { spawn, spawnSync, execFile } from 'node:child_process';
-import fs from 'node:fs';
+import { spawn, execFile } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import selfsigned from 'selfsigned';
 import { scratch } from './lib/scratch.mjs';
 import { NODE_FLAGS } from './lib/nodeFlags.mjs';
+import { berthBuilds, localhostCertificate, requireCommands } from './lib/fronts.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const SECONDS = Number(process.env.ALLOC_SECONDS ?? 5);
 const ROUNDS = Number(process.env.ALLOC_ROUNDS ?? 3);
 const TOP = Number(process.env.ALLOC_TOP ?? 15);
-const builds = [{ name: 'berth', entry: path.join(here, '..', 'dist', 'cli.js') }];
-for (const item of (process.env.BENCH_BERTH_ALSO ?? '').split(',').filter(Boolean)) {
-  const [label, dir] = item.split('=');
-  builds.push({ name: `berth@${label}`, entry: path.resolve(dir ?? '', 'dist', 'cli.js') });
-}
-for (const build of builds) {
-  if (!fs.existsSync(build.entry)) {
-    console.error(`bench: ${build.entry} is missing; build it first (npm run build)`);
-    process.exit(2);
-  }
-}
-if (spawnSync('sh', ['-c', 'command -v wrk']).status !== 0) {
-  console.error('bench: wrk is missing (Debian: apt-get install wrk)');
-  process.exit(2);
-}
+const builds = berthBuilds();
+requireCommands(['wrk'], 'wrk');
 
 const { work, children } = scratch('berth-alloc-');
 
-const cert = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
-  keyType: 'ec',
-  curve: 'P-256',
-  algorithm: 'sha256',
-  extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] }],
-});
-const files = { cert: path.join(work, 'server.crt'), key: path.join(work, 'server.key') };
-fs.writeFileSync(files.cert, cert.cert);
-fs.writeFileSync(files.key, cert.private, { mode: 0o600 });
+const files = await localhostCertificate(work);
 
 /** Starts a process; resolves with what `pattern` matched in its output (stdout and stderr). */
 function started(args, pattern, options = {}) {

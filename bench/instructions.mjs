@@ -17,14 +17,14 @@
 // Environment: INSTR_WARM_SECONDS (40: V8 compiles the hot code under valgrind's ~50x
 // slowdown), INSTR_SECONDS (40), INSTR_CONNECTIONS (16), INSTR_TOP (25 functions listed per
 // front), BENCH_BERTH_ALSO ("label=DIR,…", as bench:compare: other builds).
-import { spawn, spawnSync, execFile } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import selfsigned from 'selfsigned';
 import { scratch } from './lib/scratch.mjs';
 import { NODE_FLAGS } from './lib/nodeFlags.mjs';
+import { berthBuilds, localhostCertificate, requireCommands } from './lib/fronts.mjs';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -32,37 +32,14 @@ const WARM = Number(process.env.INSTR_WARM_SECONDS ?? 40);
 const SECONDS = Number(process.env.INSTR_SECONDS ?? 40);
 const CONNECTIONS = Number(process.env.INSTR_CONNECTIONS ?? 16);
 const TOP = Number(process.env.INSTR_TOP ?? 25);
-const builds = [{ name: 'berth', entry: path.join(here, '..', 'dist', 'cli.js') }];
-for (const item of (process.env.BENCH_BERTH_ALSO ?? '').split(',').filter(Boolean)) {
-  const [label, dir] = item.split('=');
-  builds.push({ name: `berth@${label}`, entry: path.resolve(dir ?? '', 'dist', 'cli.js') });
-}
-for (const build of builds) {
-  if (!fs.existsSync(build.entry)) {
-    console.error(`bench: ${build.entry} is missing; build it first (npm run build)`);
-    process.exit(2);
-  }
-}
-for (const tool of ['wrk', 'valgrind', 'callgrind_control']) {
-  if (spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0) {
-    console.error(`bench: ${tool} is missing (Debian: apt-get install valgrind wrk)`);
-    process.exit(2);
-  }
-}
+const builds = berthBuilds();
+requireCommands(['wrk', 'valgrind', 'callgrind_control'], 'valgrind wrk');
 
 const { work, children } = scratch('berth-instructions-', 'SIGKILL');
 const maps = [];
 process.on('exit', () => maps.forEach((file) => fs.rmSync(file, { force: true })));
 
-const cert = await selfsigned.generate([{ name: 'commonName', value: 'localhost' }], {
-  keyType: 'ec',
-  curve: 'P-256',
-  algorithm: 'sha256',
-  extensions: [{ name: 'subjectAltName', altNames: [{ type: 2, value: 'localhost' }] }],
-});
-const files = { cert: path.join(work, 'server.crt'), key: path.join(work, 'server.key') };
-fs.writeFileSync(files.cert, cert.cert);
-fs.writeFileSync(files.key, cert.private, { mode: 0o600 });
+const files = await localhostCertificate(work);
 
 /** Starts `command`; resolves with the first group `pattern` matched in its output (stdout and stderr). */
 function started(command, args, pattern, options = {}) {
