@@ -23,7 +23,8 @@ function admin(berth: RunningCli, path: string, method = 'GET'): Promise<{ statu
       res.on('data', (d: Buffer) => (body += d.toString()));
       res.on('end', () => resolve({ status: res.statusCode!, type: String(res.headers['content-type']), body }));
     });
-    req.on('error', reject);
+    // Which request failed, in the message: a reset seen once under load was not told apart.
+    req.on('error', (err) => reject(new Error(`admin ${method} ${path}: ${err.message}`, { cause: err })));
     req.end();
   });
 }
@@ -151,7 +152,10 @@ t.test('/readyz fails while berth drains, and for an upstream that is not a regi
   t.teardown(() => void berth.child.kill('SIGKILL'));
   t.match(JSON.parse((await admin(berth, '/readyz')).body), { ready: false, checks: { upstream: { ok: false, detail: 'GET /v2/ answered 404, expected 200 or 401' } } });
 
-  const pending = ask(via(berth, pki), { method: 'PUT', path: '/v2/lib/blobs/uploads/u1', body: Buffer.alloc(10) });
+  const pending = ask(via(berth, pki), { method: 'PUT', path: '/v2/lib/blobs/uploads/u1', body: Buffer.alloc(10) }).catch((err: Error) => {
+    throw new Error(`the upload in flight during the drain: ${err.message}`, { cause: err });
+  });
+  pending.catch(() => {}); // reported where it is awaited, not as an unhandled rejection first
   while (!release) await new Promise((r) => setTimeout(r, 20));
   berth.child.kill('SIGTERM');
   await berth.waitForLine((l) => l.msg === 'stopping: workers drain');
