@@ -12,10 +12,16 @@ t.test('isNamed: a name in any case, nothing else', async (t) => {
   // '[' is 'Z' + 1 and '{' is 'z' + 1; '@' lies just below 'A'.
   t.notOk(isNamed('[', '{'));
   t.notOk(isNamed('@', '`'));
+  // Latin1 letters lowercase too (À–Þ by 0x20), but × is not ÷'s capital.
+  t.ok(isNamed('Ë', 'ë'));
+  t.ok(isNamed('X-ÀÞ', 'x-àþ'));
+  t.notOk(isNamed('×', '÷'));
+  t.notOk(isNamed('ë', 'Ë'));
 });
 
 t.test('isNamed answers as name.toLowerCase() === lower, for every latin1 name', async (t) => {
-  const lowers = ['content-type', 'location', 'www-authenticate', 'connection', 'strict-transport-security', 'server', 'x', 'a-z'];
+  // Lowercased latin1 names too: a Connection header may name any token (x-ëa, ë).
+  const lowers = ['content-type', 'location', 'www-authenticate', 'connection', 'strict-transport-security', 'server', 'x', 'a-z', 'x-ëa', 'ë', 'þ÷ß'];
   // A lowercase name recased letter by letter (any latin1 character now and then), or any latin1 text.
   const recased = fc.constantFrom(...lowers).chain((lower) =>
     fc.array(fc.integer({ min: 0, max: 3 }), { minLength: lower.length, maxLength: lower.length }).map((how) =>
@@ -31,7 +37,7 @@ t.test('isNamed answers as name.toLowerCase() === lower, for every latin1 name',
 });
 
 t.test('namedAt answers as name.toLowerCase().startsWith(lower, at), for every latin1 name', async (t) => {
-  const lowers = ['proxy-', 'localhost', '.localhost', 'x', 'a-z'];
+  const lowers = ['proxy-', 'localhost', '.localhost', 'x', 'a-z', 'ë', 'x-àþ÷'];
   const latin1 = fc.string({ unit: fc.integer({ min: 0, max: 0xff }).map((code) => String.fromCharCode(code)), maxLength: 8 });
   // Text around a lowercase name recased at random, or any latin1 text.
   const around = fc.tuple(latin1, fc.constantFrom(...lowers), fc.array(fc.boolean(), { maxLength: 10 }), latin1).map(([before, lower, upper, after]) => before + [...lower].map((c, i) => (upper[i] ? c.toUpperCase() : c)).join('') + after);
