@@ -5,6 +5,7 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import t from 'tap';
 import { startCli } from '../helpers/cli.js';
+import { listensOn } from '../helpers/ports.js';
 import { writeOciImage } from '../helpers/oci.js';
 import { REGISTRY_PASSWORD, REGISTRY_USER, e2eTools, startRegistry } from '../helpers/registry.js';
 import { skopeo } from '../helpers/skopeo.js';
@@ -104,7 +105,16 @@ t.test('skopeo pushes while workers are killed at random: nothing pushed is lost
   t.comment(`skopeo retried ${retries} time(s) after a cut`);
   t.same(outcome.filter((o) => !o.startsWith('pushed')), [], `every push succeeded, with the clients' own retries (${outcome.join('; ')})`);
 
-  // The replacements serve: every image pulls back through berth, byte-identical.
+  // The replacements serve: every image pulls back through berth, byte-identical. The last
+  // kill may have taken the only worker listening while the other's replacement waited out
+  // berth's delay after several deaths a minute (nothing listens then, and connections are
+  // refused: it happened once in CI): the pulls start once two workers listen again.
+  for (let i = 0; ; i++) {
+    const workers = childrenOf(berth.child.pid!);
+    if (workers.length === 2 && workers.every((pid) => listensOn(pid, berth.port))) break;
+    if (i === 600) throw new Error(`no two workers listening after 60 s: ${workers.join(', ')}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
   for (let i = 0; i < images.length; i++) {
     if (!outcome[i]?.startsWith('pushed')) continue;
     const back = path.join(work, `back${i}`);
