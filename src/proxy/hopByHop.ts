@@ -6,7 +6,8 @@ import { isNamed, namedAt } from './headerName.js';
  * forwards them, and a Trailer header on a bodiless request crashed it
  * (http-party/node-http-proxy#1647), so berth removes them itself, both ways.
  */
-const FIXED = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection']);
+const FIXED_NAMES = ['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection'] as const;
+const FIXED: ReadonlySet<string> = new Set(FIXED_NAMES);
 
 export function isFixedHopByHop(name: string): boolean {
   return FIXED.has(name) || name.startsWith('proxy-');
@@ -14,22 +15,13 @@ export function isFixedHopByHop(name: string): boolean {
 
 /**
  * isFixedHopByHop for a name in any case (an answer's: `Connection`, `Keep-Alive`), without
- * the lowercased copy and its hashing into FIXED: by length, then letter by letter.
+ * the lowercased copy and its hashing into FIXED: the same list, compared letter by letter
+ * (isNamed looks at the lengths first).
  */
 export function isFixedHopByHopName(name: string): boolean {
   if (name.length >= 6 && namedAt(name, 'proxy-', 0)) return true;
-  switch (name.length) {
-    case 2:
-      return isNamed(name, 'te');
-    case 7:
-      return isNamed(name, 'trailer') || isNamed(name, 'upgrade');
-    case 10:
-      return isNamed(name, 'connection') || isNamed(name, 'keep-alive');
-    case 17:
-      return isNamed(name, 'transfer-encoding');
-    default:
-      return false;
-  }
+  for (const fixed of FIXED_NAMES) if (isNamed(name, fixed)) return true;
+  return false;
 }
 
 const NONE: ReadonlySet<string> = new Set();
