@@ -71,7 +71,12 @@ t.test('two berths sharing tls.dir, started together: one order; the one the CA 
   // the CA can reach only the first berth, which orders nothing: it answers from tls.dir.
   const c = await onFreePort((port) => s.berth({ workers: 1, port, names: ['second.berth.test', NAME] }).then((running) => ({ running, port })));
   const own = await issued(c.running);
-  t.same(c.running.lines.filter((l) => l.msg === 'ACME challenge validated').map((l) => l.name).sort(), ['registry.berth.test', 'second.berth.test'], 'both names validated, at the first berth');
+  // A CA may reuse the account's earlier validation of the shared name (Pebble does so at random,
+  // about once in a hundred orders even with PEBBLE_AUTHZREUSE=0): then that name needs no challenge.
+  const validated = c.running.lines.filter((l) => l.msg === 'ACME challenge validated').map((l) => l.name);
+  const reused = c.running.lines.filter((l) => l.msg === 'ACME authorization still valid at the CA: no challenge needed').map((l) => l.name);
+  t.ok(validated.includes('second.berth.test'), 'the new name validated, at the first berth');
+  t.same([...validated, ...reused].sort(), ['registry.berth.test', 'second.berth.test'], 'each name validated or still valid at the CA, once');
   t.notOk(a.lines.some((l) => l.msg === 'ACME order placed' && l.time! > first.time!), 'which ordered nothing itself');
   t.equal((await connect(c.port, root, 'second.berth.test')).serial, own.serial, 'the third serves its own certificate');
   t.equal(await stopCli(a.child), 0);

@@ -271,7 +271,11 @@ export class AcmeManager {
     this.#logger.info({ names, challenge: type, order: order.url }, 'ACME order placed');
     const authorizations = await client.getAuthorizations(order);
     for (const authz of authorizations) {
-      if (authz.status === 'valid') continue;
+      if (authz.status === 'valid') {
+        // The CA kept this account's earlier validation of the name (CAs may reuse one): no challenge.
+        this.#logger.info({ name: authz.identifier.value }, 'ACME authorization still valid at the CA: no challenge needed');
+        continue;
+      }
       const challenge = authz.challenges.find((c) => c.type === type);
       if (!challenge) throw new Error(`the CA offers no ${type} challenge for ${authz.identifier.value} (offered: ${authz.challenges.map((c) => c.type).join(', ')}); set acme.challenge to one of those`);
       const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
