@@ -93,10 +93,14 @@ const STARTUP_FAILURES = { max: 5, windowMs: 30_000 };
  * A worker that served and then died is always replaced, as nginx's master does: giving
  * up would cut every upload on the other workers. Deaths close together are replaced
  * after a growing delay (none for the first three in a minute, then 0.5 s doubling up to
- * 30 s), so a worker that dies again at once does not spin the primary.
+ * 30 s), so a worker that dies again at once does not spin the primary while others
+ * serve. When none is left listening, there is no delay: on Linux the workers share the
+ * port (REUSE_PORT), so with no worker listening every new connection is refused, and a delay
+ * would only lengthen that outage (a replacement still takes its start-up time, which
+ * bounds how fast a worker that keeps dying can be replaced).
  */
-export function respawnDelay(recentDeaths: number): number {
-  if (recentDeaths <= 3) return 0;
+export function respawnDelay(recentDeaths: number, othersListening: number): number {
+  if (recentDeaths <= 3 || othersListening === 0) return 0;
   return Math.min(30_000, 500 * 2 ** (recentDeaths - 4));
 }
 const RESPAWN_WINDOW_MS = 60_000;
@@ -199,8 +203,8 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
       exitAfterFlush(logger, 1);
       return;
     }
-    const delay = served ? respawnDelay(deaths.length) : 0;
-    logger.error({ worker: worker.process.pid, code, signal, restartIn: `${delay / 1000}s` }, served ? 'worker died; starting another' : 'worker died while starting; starting another');
+    const delay = served ? respawnDelay(deaths.length, listening.size) : 0;
+    logger.error({ worker: worker.process.pid, code, signal, restartIn: `${delay / 1000}s`, listening: listening.size }, served ? 'worker died; starting another' : 'worker died while starting; starting another');
     const timer = setTimeout(() => {
       pending.delete(timer);
       fork();

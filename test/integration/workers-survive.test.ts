@@ -95,6 +95,21 @@ t.test('two workers: malformed answers do not kill them, and workers killed one 
     }
     t.ok(fresh, `round ${round}: a new worker serves`);
   }
+
+  // Six deaths within the minute: a replacement now waits seconds while another worker
+  // serves. Both killed at once: the second death leaves none listening (every connection
+  // refused, the port being shared), and its replacement starts without that wait.
+  const both = [...childrenOf(berth.child.pid!)];
+  t.equal(both.length, 2, 'two workers before the double kill');
+  for (const pid of both) process.kill(pid, 'SIGKILL');
+  const died = await Promise.all(both.map((pid) => berth.waitForLine((l) => l.msg === 'worker died; starting another' && l.worker === pid)));
+  t.match(died.find((l) => l.listening === 0), { restartIn: '0s' }, 'the death that left no worker listening is replaced at once');
+  let served = '';
+  for (let i = 0; i < 150 && !served; i++) {
+    served = await get(berth.port, pki, `/v2/after-both/${i}`).catch(() => '');
+    if (!served) await new Promise((r) => setTimeout(r, 100));
+  }
+  t.equal(served, 'HTTP/1.1 200 OK', 'served again after both were killed');
   t.notOk(berth.lines.some((l) => l.level === 60), 'berth never gave up');
   t.equal(berth.child.exitCode, null, 'the primary still runs');
   t.equal(await stopCli(berth.child), 0);
