@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-// Machine instructions per small request, by function: berth (one process) against the naive
-// undici proxy, each run alone under valgrind's callgrind, under the small-request load of
+// Machine instructions per small request, by function: berth (one process, or INSTR_WORKERS)
+// against the naive undici proxy, each run alone under valgrind's callgrind, under the small-request load of
 // bench:compare (wrk, keep-alive). CPU time on this shared machine moves by a fifth between
 // runs of the same build; the instructions a request executes move by a few percent, so two
 // builds, or berth and the naive proxy, are told apart by what their code does, not by the
@@ -16,7 +16,9 @@
 // Needs: valgrind and wrk (Debian: apt-get install valgrind wrk), Node 22 or later.
 // Environment: INSTR_WARM_SECONDS (40: V8 compiles the hot code under valgrind's ~50x
 // slowdown), INSTR_SECONDS (40), INSTR_CONNECTIONS (16), INSTR_TOP (25 functions listed per
-// front), BENCH_BERTH_ALSO ("label=DIR,…", as bench:compare: other builds).
+// front), INSTR_WORKERS (1: berth's workers, and the naive proxy's cluster processes; with
+// more, every process is traced and their instructions summed), BENCH_BERTH_ALSO
+// ("label=DIR,…", as bench:compare: other builds).
 import { spawn, execFile } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -32,6 +34,7 @@ const WARM = Number(process.env.INSTR_WARM_SECONDS ?? 40);
 const SECONDS = Number(process.env.INSTR_SECONDS ?? 40);
 const CONNECTIONS = Number(process.env.INSTR_CONNECTIONS ?? 16);
 const TOP = Number(process.env.INSTR_TOP ?? 25);
+const WORKERS = Number(process.env.INSTR_WORKERS ?? 1);
 const builds = berthBuilds();
 requireCommands(['wrk', 'valgrind', 'callgrind_control'], 'valgrind wrk');
 
@@ -79,28 +82,54 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 /** One front under callgrind: instructions per request in a window of steady load, and its parts by function. */
 async function measure(name, args, pattern) {
   const out = path.join(work, `callgrind.${name.replace(/\W/g, '_')}`);
-  const valgrind = ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', '--dump-instr=no', `--callgrind-out-file=${out}`];
+  // With workers, each process (valgrind follows the forks) writes its own file: `${out}.PID`.
+  const valgrind = ['--tool=callgrind', '--instr-atstart=no', '--smc-check=all-non-file', '--dump-instr=no', `--callgrind-out-file=${out}.%p`, ...(WORKERS > 1 ? ['--trace-children=yes'] : [])];
   const front = await started('valgrind', [...valgrind, process.execPath, ...NODE_FLAGS, '--perf-basic-prof', ...args], pattern, { cwd: work });
-  const pid = front.child.pid;
-  maps.push(`/tmp/perf-${pid}.map`);
   await wrk(front.port, WARM);
   const load = wrk(front.port, SECONDS + 10);
   await sleep(4000); // wrk's connections are up (their handshakes stay out of the count)
+  const pids = [front.child.pid, ...childrenOf(front.child.pid)];
+  maps.push(...pids.map((pid) => `/tmp/perf-${pid}.map`));
   const before = await answered();
-  await run('callgrind_control', ['-i', 'on', String(pid)]);
+  for (const pid of pids) await run('callgrind_control', ['-i', 'on', String(pid)]);
   await sleep(SECONDS * 1000);
-  await run('callgrind_control', ['-i', 'off', String(pid)]);
+  for (const pid of pids) await run('callgrind_control', ['-i', 'off', String(pid)]);
   const requests = (await answered()) - before;
   await load;
-  await run('callgrind_control', ['-d', String(pid)]);
+  for (const pid of pids) await run('callgrind_control', ['-d', String(pid)]);
   await sleep(1000);
+  for (const pid of pids.slice(1)) process.kill(pid, 'SIGKILL');
   front.child.kill('SIGKILL');
   await new Promise((resolve) => front.child.once('exit', resolve));
-  const self = selfCost(fs.readdirSync(work).filter((f) => f.startsWith(path.basename(out))).map((f) => path.join(work, f)));
-  const named = byName(self, perfMap(`/tmp/perf-${pid}.map`));
+  const named = new Map();
+  for (const pid of pids) {
+    const own = `${path.basename(out)}.${pid}`;
+    const self = selfCost(fs.readdirSync(work).filter((f) => f === own || f.startsWith(`${own}.`)).map((f) => path.join(work, f)));
+    let inProcess = 0;
+    for (const [name, value] of byName(self, perfMap(`/tmp/perf-${pid}.map`))) {
+      named.set(name, (named.get(name) ?? 0) + value);
+      inProcess += value;
+    }
+    if (pids.length > 1) console.log(`${name}: process ${pid}${pid === front.child.pid ? ' (the primary)' : ''}: ${Math.round(inProcess / requests)} instructions per request`);
+  }
   let total = 0;
   for (const value of named.values()) total += value;
   return { name, requests, perRequest: total / requests, named: new Map([...named].map(([key, value]) => [key, value / requests])) };
+}
+
+/** The processes whose parent is `pid` (Linux's /proc): a cluster's workers. */
+function childrenOf(pid) {
+  const found = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'latin1');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) found.push(Number(entry));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return found;
 }
 
 /**
@@ -161,13 +190,13 @@ function byName(cost, map) {
   return named;
 }
 
-const serving = (args) => [...args, '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', '1'];
+const serving = (args) => [...args, '--upstream', `http://127.0.0.1:${upstream.port}`, '--listen', '127.0.0.1:0', '--admin-listen', '127.0.0.1:0', '--cert', files.cert, '--key', files.key, '--workers', String(WORKERS)];
 const results = [];
 for (const build of builds) {
   results.push(await measure(build.name, serving(['--expose-gc', build.entry]), /"listen":"https:\/\/127\.0\.0\.1:(\d+)"/));
   console.log(`${build.name}: ${Math.round(results.at(-1).perRequest)} instructions per request (${results.at(-1).requests} requests)`);
 }
-results.push(await measure('naive', [path.join(here, 'naive-undici.mjs'), files.cert, files.key, upstream.port, '1'], /"port":(\d+)/));
+results.push(await measure('naive', [path.join(here, 'naive-undici.mjs'), files.cert, files.key, upstream.port, String(WORKERS)], /"port":(\d+)/));
 console.log(`naive: ${Math.round(results.at(-1).perRequest)} instructions per request (${results.at(-1).requests} requests)`);
 
 /**
