@@ -24,6 +24,7 @@ import { fileURLToPath } from 'node:url';
 import selfsigned from 'selfsigned';
 import { scratch } from './lib/scratch.mjs';
 import { NODE_FLAGS } from './lib/nodeFlags.mjs';
+import { processTree } from './lib/processes.mjs';
 
 const env = (name, fallback) => Number(process.env[name] ?? fallback);
 const ROUNDS = env('BENCH_ROUNDS', 3);
@@ -219,21 +220,7 @@ function freePort() {
   });
 }
 
-// ---- process accounting: a front is its main process and its children
-function processTree(root) {
-  const pids = [root];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === root) pids.push(Number(entry));
-    } catch {
-      /* gone */
-    }
-  }
-  return pids;
-}
+// ---- process accounting: a front is its main process and its children (processTree)
 function cpuSeconds(pids) {
   let ticks = 0;
   for (const pid of pids) {

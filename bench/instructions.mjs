@@ -27,6 +27,7 @@ import { fileURLToPath } from 'node:url';
 import { scratch } from './lib/scratch.mjs';
 import { NODE_FLAGS } from './lib/nodeFlags.mjs';
 import { berthBuilds, localhostCertificate, requireCommands } from './lib/fronts.mjs';
+import { processTree } from './lib/processes.mjs';
 
 const run = promisify(execFile);
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -88,7 +89,7 @@ async function measure(name, args, pattern) {
   await wrk(front.port, WARM);
   const load = wrk(front.port, SECONDS + 10);
   await sleep(4000); // wrk's connections are up (their handshakes stay out of the count)
-  const pids = [front.child.pid, ...childrenOf(front.child.pid)];
+  const pids = processTree(front.child.pid);
   maps.push(...pids.map((pid) => `/tmp/perf-${pid}.map`));
   const before = await answered();
   for (const pid of pids) await run('callgrind_control', ['-i', 'on', String(pid)]);
@@ -115,21 +116,6 @@ async function measure(name, args, pattern) {
   let total = 0;
   for (const value of named.values()) total += value;
   return { name, requests, perRequest: total / requests, named: new Map([...named].map(([key, value]) => [key, value / requests])) };
-}
-
-/** The processes whose parent is `pid` (Linux's /proc): a cluster's workers. */
-function childrenOf(pid) {
-  const found = [];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'latin1');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) found.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return found;
 }
 
 /**

@@ -35,6 +35,7 @@ import { injectFaults, replaceFile, withRetries } from './lib/faults.mjs';
 import { writeOciImage } from './lib/oci.mjs';
 import { scratch } from './lib/scratch.mjs';
 import { NODE_FLAGS } from './lib/nodeFlags.mjs';
+import { processTree } from './lib/processes.mjs';
 
 const FAULTS = process.env.SOAK_FAULTS === '1';
 const SECONDS = Number(process.env.SOAK_SECONDS ?? (FAULTS ? 120 : 300));
@@ -219,19 +220,7 @@ async function roundTrip(name) {
 }
 
 // ---- process accounting
-function berthProcesses() {
-  const pids = [berth.pid];
-  for (const entry of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === berth.pid) pids.push(Number(entry));
-    } catch {
-      /* gone */
-    }
-  }
-  return pids;
-}
+const berthProcesses = () => processTree(berth.pid);
 const rssOf = (pid) => Number(/^VmRSS:\s+(\d+) kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
 const fdsOf = (pid) => fs.readdirSync(`/proc/${pid}/fd`).length;
 /** Memory and descriptors of berth's live processes (a killed worker, gone or a zombie, is left out). */
