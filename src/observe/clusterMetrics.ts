@@ -44,7 +44,11 @@ function askWorker(worker: Worker, timeoutMs: number): Promise<Answer['metrics']
     worker.on('message', onMessage);
     worker.once('exit', onExit);
     try {
-      worker.send({ type: 'berth:metrics?', id } satisfies Ask);
+      // A worker exiting meanwhile (a drain) fails the write: no answer from it, said here
+      // rather than as an 'error' event on the worker.
+      worker.send({ type: 'berth:metrics?', id } satisfies Ask, (err: Error | null) => {
+        if (err) done(undefined);
+      });
     } catch {
       done(undefined);
     }

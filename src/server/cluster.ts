@@ -158,6 +158,10 @@ export async function runPrimary(config: Config, tls: TlsMaterial, logger: Logge
     // Port "0": this worker is the first, and binds the port the others will share.
     const worker = cluster.fork(REUSE_PORT ? { [ENV_WORKER_TLS_PORT]: String(port ?? 0) } : {});
     live.set(worker.id, worker);
+    // A message to a worker that is exiting fails its write (EPIPE) after isConnected() said
+    // yes, and Node reports that as an 'error' event on the worker: unheard, it would end the
+    // primary (and with it every worker's connections). The worker's exit is handled below.
+    worker.on('error', (err: Error) => logger.debug({ worker: worker.process.pid, err }, 'a message to a worker was not delivered'));
     worker.on('message', (message: unknown) => {
       acme?.onMessage(worker, message);
       if (isTicketKeysRequest(message)) return void worker.send(ticketKeysMessage(ticketKeys.current()));

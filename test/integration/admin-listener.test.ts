@@ -159,12 +159,18 @@ t.test('/readyz fails while berth drains, and for an upstream that is not a regi
   while (!release) await new Promise((r) => setTimeout(r, 20));
   berth.child.kill('SIGTERM');
   await berth.waitForLine((l) => l.msg === 'stopping: workers drain');
+  // An admin request cut during the drain (seen twice in CI, ECONNRESET) says what berth was
+  // doing then: whether the primary had exited, and its last lines.
+  const duringDrain = (path: string): Promise<{ status: number; type: string; body: string }> =>
+    admin(berth, path).catch((err: Error) => {
+      throw new Error(`${err.message}; primary exit code ${String(berth.child.exitCode)}, signal ${String(berth.child.signalCode)}; last lines: ${JSON.stringify(berth.lines.slice(-10))}`, { cause: err });
+    });
   const draining = await waitFor(
-    () => admin(berth, '/readyz'),
+    () => duringDrain('/readyz'),
     (r) => r.status === 503 && (JSON.parse(r.body) as { checks: { draining: { ok: boolean } } }).checks.draining.ok === false,
   );
   t.match(JSON.parse(draining.body), { checks: { draining: { ok: false, detail: 'stopping: waiting for requests in flight' } } }, 'draining shows on /readyz');
-  const during = parsePrometheus((await admin(berth, '/metrics')).body);
+  const during = parsePrometheus((await duringDrain('/metrics')).body);
   t.equal(sample(during, 'berth_draining'), 1);
   t.equal(sample(during, 'berth_requests_in_flight'), 1, 'the pending upload is in flight');
   t.equal(sample(during, 'berth_uploads_in_flight'), 1, 'and counted as an upload');
