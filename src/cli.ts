@@ -1,6 +1,7 @@
 #!/usr/bin/env -S node --max-semi-space-size=4 --no-parallel-scavenge --expose-gc
 // The young generation's size and collection (WORKER_V8_FLAGS, server/cluster.ts, says
 // why); --expose-gc: BodyGarbage collects it as bodies are relayed (proxy/bodyGarbage.ts).
+import asyncHooks from 'node:async_hooks';
 import fs from 'node:fs';
 import { KEYS, envName } from './config/schema.js';
 import { configFileIn, loadConfig, parseFlags } from './config/load.js';
@@ -125,6 +126,14 @@ async function main(argv: readonly string[]): Promise<void> {
   const { run } = await import('./server/run.js');
   await run(config, createLogger(config.log), { load: () => loadConfig(args, process.env), file: configFileIn(args, process.env) });
 }
+
+// Node settles how it carries async context (Node 24: AsyncContextFrame) the first time something
+// asks, and only then puts the active versions of its functions in place. Every callback queued
+// before that (a worker's first IPC messages come early) teaches V8 both versions, and the
+// optimized process.nextTick then builds each of its tick objects through the runtime: a few µs
+// more per request in every worker (docs/performance.md, "Workers"). Asking here, before
+// anything is queued, settles it first. The getter's answer itself is not needed.
+void asyncHooks.AsyncLocalStorage;
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   if (err instanceof ConfigError) fail(`config error: ${err.message}`, 2);
