@@ -99,7 +99,13 @@ async function measure(name, args, pattern) {
   await load;
   for (const pid of pids) await run('callgrind_control', ['-d', String(pid)]);
   await sleep(1000);
-  for (const pid of pids.slice(1)) process.kill(pid, 'SIGKILL');
+  for (const pid of pids.slice(1)) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      // gone already
+    }
+  }
   front.child.kill('SIGKILL');
   await new Promise((resolve) => front.child.once('exit', resolve));
   const named = new Map();

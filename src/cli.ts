@@ -129,10 +129,10 @@ async function main(argv: readonly string[]): Promise<void> {
 
 // Node settles how it carries async context (Node 24: AsyncContextFrame) the first time something
 // asks, and only then puts the active versions of its functions in place. Every callback queued
-// before that (a worker's first IPC messages come early) teaches V8 both versions, and the
-// optimized process.nextTick then builds each of its tick objects through the runtime: a few µs
-// more per request in every worker (docs/performance.md, "Workers"). Asking here, before
-// anything is queued, settles it first. The getter's answer itself is not needed.
+// before that (a worker's start-up exchanges with the primary queue ten) teaches V8 both
+// versions, and the optimized process.nextTick then builds each of its tick objects through the
+// runtime: a few µs more per request in every worker (docs/performance.md, "Workers"). Asking
+// here, before anything is queued, settles it first. The getter's answer itself is not needed.
 void asyncHooks.AsyncLocalStorage;
 
 main(process.argv.slice(2)).catch((err: unknown) => {

@@ -1,10 +1,11 @@
 // src/cli.ts asks Node how it carries async context before anything is queued. Node 24 (where
 // AsyncLocalStorage runs on AsyncContextFrame) decides that lazily and then puts the active
 // versions of its functions in place; callbacks queued before that leave V8 feedback for both
-// versions in process.nextTick, timers and AsyncResource, and a worker (whose first IPC
-// messages come before berth's modules have loaded) then pays for it on every request
-// (docs/performance.md, "Workers"). This test watches the switch, through Node's internal
-// module: it fails if berth's entry module stops settling it, or if Node changes the mechanism.
+// versions in process.nextTick, timers and AsyncResource, and a worker (whose start-up
+// exchanges with the primary queue ticks before anything else asks) then pays for it on
+// every request (docs/performance.md, "Workers"). This test watches the switch, through
+// Node's internal module: it fails if berth's entry module stops settling it, or if Node
+// changes the mechanism.
 import { execFile } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
