@@ -5,6 +5,7 @@ import { isNamed, namedAt } from './headerName.js';
  * forwarded: Connection and every header it names, plus the fixed list below. http-proxy
  * forwards them, and a Trailer header on a bodiless request crashed it
  * (http-party/node-http-proxy#1647), so berth removes them itself, both ways.
+ * (isFixedHopByHopName finds the same names by their lengths.)
  */
 const FIXED_NAMES = ['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection'] as const;
 const FIXED: ReadonlySet<string> = new Set(FIXED_NAMES);
@@ -15,13 +16,26 @@ export function isFixedHopByHop(name: string): boolean {
 
 /**
  * isFixedHopByHop for a name in any case (an answer's: `Connection`, `Keep-Alive`), without
- * the lowercased copy and its hashing into FIXED: the same list, compared letter by letter
- * (isNamed looks at the lengths first).
+ * the lowercased copy and its hashing into FIXED: the same list, found by the name's length
+ * and then compared letter by letter (an answer's usual names, `Content-Type`, `Date`, have
+ * no fixed name of their length and are let through after one comparison, for `proxy-`).
  */
 export function isFixedHopByHopName(name: string): boolean {
-  if (name.length >= 6 && namedAt(name, 'proxy-', 0)) return true;
-  for (const fixed of FIXED_NAMES) if (isNamed(name, fixed)) return true;
-  return false;
+  switch (name.length) {
+    case 2:
+      return isNamed(name, 'te');
+    case 7:
+      if (isNamed(name, 'trailer') || isNamed(name, 'upgrade')) return true;
+      break;
+    case 10:
+      if (isNamed(name, 'connection') || isNamed(name, 'keep-alive')) return true;
+      break;
+    case 17:
+      if (isNamed(name, 'transfer-encoding')) return true;
+      break;
+  }
+  // proxy-connection among them (a name of 7, 10 or 17 may be one too: `Proxy-X`).
+  return name.length >= 6 && namedAt(name, 'proxy-', 0);
 }
 
 const NONE: ReadonlySet<string> = new Set();
