@@ -5,9 +5,9 @@ import { isNamed, namedAt } from './headerName.js';
  * forwarded: Connection and every header it names, plus the fixed list below. http-proxy
  * forwards them, and a Trailer header on a bodiless request crashed it
  * (http-party/node-http-proxy#1647), so berth removes them itself, both ways.
- * (isFixedHopByHopName finds the same names by their lengths.)
+ * (isFixedHopByHopName finds the same names by their lengths; a test holds the two together.)
  */
-const FIXED_NAMES = ['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection'] as const;
+export const FIXED_NAMES = ['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection'] as const;
 const FIXED: ReadonlySet<string> = new Set(FIXED_NAMES);
 
 export function isFixedHopByHop(name: string): boolean {

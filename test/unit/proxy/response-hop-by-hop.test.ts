@@ -1,5 +1,5 @@
 import t from 'tap';
-import { connectionTokens } from '../../../src/proxy/hopByHop.js';
+import { FIXED_NAMES, connectionTokens, isFixedHopByHopName } from '../../../src/proxy/hopByHop.js';
 import { stripResponseHopByHop } from '../../../src/proxy/response/hopByHop.js';
 
 t.test('response hop-by-hop headers are removed, repeated end-to-end headers kept', async (t) => {
@@ -23,6 +23,21 @@ t.test('response hop-by-hop headers are removed, repeated end-to-end headers kep
     ['Set-Cookie', 'b=2'],
     ['Docker-Upload-UUID', 'u'],
   ].flat());
+});
+
+t.test('the fixed names found by length are the fixed list, in any case, and only those', async (t) => {
+  // isFixedHopByHopName spells the list out by length; a name added to the list alone fails here.
+  for (const name of FIXED_NAMES) {
+    const mixed = [...name].map((c, i) => (i % 2 ? c.toUpperCase() : c)).join('');
+    for (const spelled of [name, name.toUpperCase(), mixed]) t.ok(isFixedHopByHopName(spelled), spelled);
+    // One letter more, or one less, is another name.
+    if (!name.startsWith('proxy-')) {
+      t.notOk(isFixedHopByHopName(`${name}s`), `${name}s`);
+      t.notOk(isFixedHopByHopName(name.slice(1)), name.slice(1));
+    }
+  }
+  for (const name of ['Proxy-Authenticate', 'Proxy-X', 'PROXY-abcd', 'proxy-transfer-x']) t.ok(isFixedHopByHopName(name), name);
+  for (const name of ['Content-Type', 'Date', 'Tee', 'T', 'Upgrades', 'Proxy', 'Docker-Upload-UUID']) t.notOk(isFixedHopByHopName(name), name);
 });
 
 t.test('a header Connection names in a latin1 letter goes too, in either case', async (t) => {
