@@ -10,7 +10,7 @@ import { formatJson, formatText } from './commands/doctor/findings.js';
 import { createLogger } from './observe/logger.js';
 
 // The commands and the server are loaded when they run: `berth check` need not load the proxy
-// (undici, prom-client), nor the server the doctor. Every berth process starts this way,
+// (its transport, prom-client), nor the server the doctor. Every berth process starts this way,
 // workers included, so what it loads up front is paid once per process.
 const checkCommand = () => import('./commands/check.js');
 const doctorCommand = () => import('./commands/doctor/index.js');

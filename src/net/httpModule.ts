@@ -4,7 +4,7 @@ import type httpModule from 'node:http';
  * node:http, reached without an ESM import. Importing a built-in module as ESM reads every
  * one of its exports to build the module's namespace, and node:http's WebSocket,
  * CloseEvent and MessageEvent getters load Node's bundled copy of undici to answer, for
- * nothing berth uses (its own undici is the npm package): 6.5 MiB of private memory and
+ * nothing berth uses: 6.5 MiB of private memory and
  * 2.3 MB of heap in a bare Node 24 process; in berth's, at rest, 1.6 MiB per worker and
  * 3.1 in the primary (RssAnon, three starts each). The CommonJS module object leaves
  * those getters unread. A lint rule (eslint.config.js) keeps node:http's value imports

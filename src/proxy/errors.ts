@@ -55,40 +55,23 @@ export class ProxyError extends Error {
 const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL']);
 const RESET = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED', 'ERR_STREAM_PREMATURE_CLOSE']);
 
-/** undici's own errors (the transport's), by code; a socket error by its message. */
-const UNDICI: Readonly<Record<string, ErrorKind>> = {
-  UND_ERR_CONNECT_TIMEOUT: 'upstream_connect_timeout',
-  UND_ERR_HEADERS_TIMEOUT: 'upstream_timeout',
-  UND_ERR_BODY_TIMEOUT: 'upstream_timeout',
-  UND_ERR_HEADERS_OVERFLOW: 'upstream_bad_response',
-  UND_ERR_RES_CONTENT_LENGTH_MISMATCH: 'upstream_bad_response',
-  UND_ERR_RES_EXCEEDED_MAX_SIZE: 'upstream_bad_response',
-  UND_ERR_ABORTED: 'client_gone',
-  UND_ERR_DESTROYED: 'upstream_unreachable',
-  UND_ERR_CLOSED: 'upstream_unreachable',
+/** The transport's own errors (proxy/upstream/), by code. */
+const TRANSPORT: Readonly<Record<string, ErrorKind>> = {
+  BERTH_UPSTREAM_CLOSED: 'upstream_reset',
+  BERTH_MALFORMED_ANSWER: 'upstream_bad_response',
+  BERTH_CONNECT_TIMEOUT: 'upstream_connect_timeout',
 };
 
 /** The one mapping from whatever the transport threw to a catalogued error. */
 export function classify(err: unknown): ProxyError {
   if (err instanceof ProxyError) return err;
   const code = (err as NodeJS.ErrnoException | undefined)?.code ?? '';
-  const message = (err as Error | undefined)?.message;
-  if (code === 'UND_ERR_SOCKET') {
-    // "other side closed", "reset", "closed"; "bad response" (a 100 nobody asked for) and "bad upgrade" (a 101) are the registry's answers.
-    const kind = message === 'bad response' || message === 'bad upgrade' ? 'upstream_bad_response' : 'upstream_reset';
-    return new ProxyError(kind, { cause: err, detail: message });
-  }
-  // An assertion inside undici's client that the upstream's bytes broke (a 101 without Upgrade).
-  if (code === 'ERR_ASSERTION') return new ProxyError('upstream_bad_response', { cause: err, detail: 'the HTTP client refused the answer' });
-  const undici = UNDICI[code];
-  if (undici) return new ProxyError(undici, { cause: err, detail: code });
-  // undici's parser errors carry an HPE_ code, except those it names only by message.
-  if ((err as Error | undefined)?.name === 'HTTPParserError' && !code) return new ProxyError('upstream_bad_response', { cause: err, detail: message });
+  const transport = TRANSPORT[code];
+  if (transport) return new ProxyError(transport, { cause: err, detail: (err as Error).message });
   if (UNREACHABLE.has(code)) return new ProxyError('upstream_unreachable', { cause: err, detail: code });
   if (RESET.has(code)) return new ProxyError('upstream_reset', { cause: err, detail: code });
   if (code === 'EMFILE' || code === 'ENFILE') return new ProxyError('descriptors_exhausted', { cause: err, detail: code });
   if (code === 'ETIMEDOUT') return new ProxyError('upstream_connect_timeout', { cause: err });
-  if (code.startsWith('HPE_')) return new ProxyError('upstream_bad_response', { cause: err, detail: code });
   // OpenSSL's verification codes (UNABLE_TO_VERIFY_LEAF_SIGNATURE, CERT_HAS_EXPIRED, …) and Node's ERR_TLS_* / ERR_SSL_*.
   if (/^ERR_TLS_|^ERR_SSL_|CERT|^UNABLE_TO_/.test(code)) return new ProxyError('upstream_tls', { cause: err, detail: code });
   return new ProxyError('internal', { cause: err, detail: code || (err as Error | undefined)?.message });

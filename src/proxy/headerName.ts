@@ -1,8 +1,8 @@
 /**
  * Whether a header name is `lower` (a lowercased latin1 name) in any case, without the
  * lowercased copy `name.toLowerCase()` would allocate for most names a registry sends
- * (`Content-Type`, not `content-type`). Header names are latin1 (Node's parser and undici
- * read them so), and in latin1 `toLowerCase` moves A–Z and À–Þ (but ×) by 0x20 and nothing
+ * (`Content-Type`, not `content-type`). Header names are latin1 (Node's parser and berth's
+ * transport read them so), and in latin1 `toLowerCase` moves A–Z and À–Þ (but ×) by 0x20 and nothing
  * else: the same answer as `name.toLowerCase() === lower`.
  */
 export function isNamed(name: string, lower: string): boolean {

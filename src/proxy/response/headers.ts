@@ -2,7 +2,7 @@ import type { OriginView } from './origin.js';
 
 /**
  * Response header lines as name, value, name, value…, in the upstream's order and case,
- * duplicates kept: what undici hands over and what `writeHead` takes, with no pair built
+ * duplicates kept: what the transport reads (proxy/upstream/) and what `writeHead` takes, with no pair built
  * per line on the way.
  */
 export type HeaderLines = string[];
