@@ -359,15 +359,15 @@ class Served implements Exchanged, FramingWatch, Exchange {
 }
 
 /**
- * What makes the upstream's status line one berth cannot relay, if anything: a status Node
- * refuses to write (outside 100–999), a 101 (berth forwards no Upgrade, so the upstream
- * cannot switch protocols), or a reason phrase with control characters.
+ * What makes the upstream's status one berth cannot relay, if anything: a status Node
+ * refuses to write (outside 100–999), or a 101 (berth forwards no Upgrade, so the upstream
+ * cannot switch protocols). The transport has already refused a status line that is not
+ * three digits, or whose reason phrase holds a control character (proxy/upstream/responseHead.ts).
  */
 function malformedStatus(head: ResponseHead): string | undefined {
   const status = head.status;
   if (!Number.isInteger(status) || status < 100 || status > 999) return `status ${status}`;
   if (status === 101) return 'status 101 to a request that asked for no upgrade';
-  if (/[^\t\x20-\x7e\x80-\xff]/.test(head.statusMessage)) return 'control character in the reason phrase';
   return undefined;
 }
 

@@ -46,8 +46,12 @@ const CLOSE: ResponseFraming = { kind: 'close' };
 
 /** HTTP/1.x SP 3DIGIT [SP reason]: the reason any byte but controls (HTAB allowed). */
 const STATUS_LINE = /^HTTP\/1\.([01]) (\d{3})(?: ([\t\x20-\x7e\x80-\xff]*))?\r\n/y;
-/** name ":" OWS value OWS CRLF; a name is a token, a value has no control byte but HTAB. */
-const HEADER_LINE = /([!#$%&'*+\-.^_`|~0-9A-Za-z]+):[\t ]*([\t\x20-\x7e\x80-\xff]*)\r\n/y;
+/**
+ * Every header line, then the blank line: name ":" OWS value OWS CRLF, a name a token, a
+ * value without a control byte but HTAB. (Checked at once; the lines are then cut by
+ * position: a regular expression's captures per line cost three times as many instructions.)
+ */
+const HEADER_LINES = /(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*\r\n/y;
 
 /**
  * Reads the head at the start of `bytes`. Returns undefined while the head is not all in
@@ -74,16 +78,19 @@ export function parseResponseHead(bytes: Buffer, head: boolean): ParsedHead | un
   let encoding: string | undefined;
   let encodings = 0;
   let at = STATUS_LINE.lastIndex;
+  HEADER_LINES.lastIndex = at;
+  if (!HEADER_LINES.test(text) || HEADER_LINES.lastIndex !== size) throw new MalformedAnswer('malformed header line');
   const last = size - 2;
   while (at < last) {
-    HEADER_LINE.lastIndex = at;
-    const line = HEADER_LINE.exec(text);
-    if (line === null) throw new MalformedAnswer('malformed header line');
-    at = HEADER_LINE.lastIndex;
-    const name = line[1]!;
-    let value = line[2]!;
-    const n = value.length;
-    if (n > 0 && (value.charCodeAt(n - 1) === 32 || value.charCodeAt(n - 1) === 9)) value = value.replace(/[\t ]+$/, '');
+    const eol = text.indexOf('\r\n', at);
+    const colon = text.indexOf(':', at);
+    const name = text.slice(at, colon);
+    let from = colon + 1;
+    let to = eol;
+    while (from < to && isBlank(text.charCodeAt(from))) from++;
+    while (to > from && isBlank(text.charCodeAt(to - 1))) to--;
+    const value = text.slice(from, to);
+    at = eol + 2;
     rawHeaders.push(name, value);
     // Only the names that frame the answer or close the connection are looked at.
     if (name.length === 14 && name.toLowerCase() === 'content-length') {
@@ -96,10 +103,11 @@ export function parseResponseHead(bytes: Buffer, head: boolean): ParsedHead | un
       keepAlive = connectionKeepsAlive(value, keepAlive);
     }
   }
-  if (at !== last) throw new MalformedAnswer('malformed header line');
   const statusMessage = status[3] ?? '';
   return { status: code, statusMessage, rawHeaders, framing: framingOf(code, head, lengths, length, encodings, encoding), keepAlive, size };
 }
+
+const isBlank = (c: number): boolean => c === 32 || c === 9;
 
 /** RFC 9112, 6.3, strictly: anything a proxy and the upstream could read two ways is refused. */
 function framingOf(status: number, head: boolean, lengths: number, length: string | undefined, encodings: number, encoding: string | undefined): ResponseFraming {
