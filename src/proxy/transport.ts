@@ -228,7 +228,12 @@ class UpstreamExchange implements ExchangeSink, Forwarding, Watched<UpstreamExch
   }
 
   abort(): void {
-    if (this.done) return;
+    if (this.done) {
+      // The answer is complete but the request body is not (an early answer): the connection,
+      // mid-body, is dropped. (A no-op once the connection is done with this exchange.)
+      this.connection?.abort(this);
+      return;
+    }
     this.done = true;
     this.finish();
     this.connection?.abort(this);

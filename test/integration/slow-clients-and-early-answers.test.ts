@@ -74,6 +74,8 @@ t.test('an upstream that answers 401 before reading the body: the client gets th
     req.resume();
     req.on('end', () => res.writeHead(200, { 'content-length': '2' }).end('{}'));
   }, { streaming: true });
+  const sockets: unknown[] = [];
+  up.server.prependListener('request', (req: { socket: unknown }) => sockets.push(req.socket));
   const tb = await startTestBerth(t, { upstream: up.url });
   const body = crypto.randomBytes(8 << 20);
   // The body contains something that would parse as a request if it leaked into a connection.
@@ -86,6 +88,9 @@ t.test('an upstream that answers 401 before reading the body: the client gets th
     ['/v2/x/blobs/uploads/u?digest=sha256%3Ax', '/v2/after/0', '/v2/after/1', '/v2/after/2', '/v2/after/3', '/v2/after/4'],
     'the upstream saw exactly the requests the client sent: no body bytes read as a request',
   );
+  // The connection the PUT went out on was mid-body when the 401 came: berth drops it, never reuses it.
+  t.notOk(sockets.slice(1).includes(sockets[0]), 'no later request went out on the connection of the PUT cut short');
+  t.ok((sockets[0] as { destroyed: boolean }).destroyed, 'that connection is closed');
 });
 
 t.test('an upstream that resets in the middle of a request body: 502, and berth keeps serving', async (t) => {

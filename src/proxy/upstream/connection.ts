@@ -81,9 +81,9 @@ export class UpstreamConnection {
     private readonly pool: ConnectionOwner,
   ) {
     socket.on('data', (bytes: Buffer) => this.received(bytes));
-    socket.on('end', () => this.ended());
+    socket.on('end', () => this.guarded(() => this.ended()));
     socket.on('error', (err: Error) => (this.error ??= err));
-    socket.on('close', () => this.gone());
+    socket.on('close', () => this.guarded(() => this.gone()));
   }
 
   /** Sends a request: its head now, its body (if any) as `req` delivers it. */
@@ -308,6 +308,21 @@ export class UpstreamConnection {
     this.closed = true;
     this.pool.forget(this);
     if (this.sink !== undefined) this.fail(this.error ?? new UpstreamClosed(this.answered ? 'the connection to the registry closed during its answer' : 'the connection to the registry closed before an answer'));
+  }
+
+  /**
+   * Runs what tells the exchange of an end: an exception out of it (berth's bug) is reported
+   * and the connection dropped, never thrown into the socket's event, which would end the
+   * process.
+   */
+  private guarded(tell: () => void): void {
+    try {
+      tell();
+    } catch (err) {
+      this.pool.bug(err);
+      this.sink = undefined;
+      this.socket.destroy();
+    }
   }
 
   private fail(error: Error): void {
