@@ -75,6 +75,8 @@ export class UpstreamConnection {
   closed = false;
   /** When it went back to the pool, ms (performance.now()). */
   freeSince = 0;
+  /** How long it may stay free: FREE_CONNECTION_MS, or less when the upstream says it closes sooner. */
+  freeFor = FREE_CONNECTION_MS;
 
   constructor(
     private readonly socket: net.Socket,
@@ -122,6 +124,11 @@ export class UpstreamConnection {
   /** Reads the answer again after onData returned false. */
   resume(sink: ExchangeSink): void {
     if (this.sink === sink) this.socket.resume();
+  }
+
+  /** Whether its socket is gone, or going (its 'close' not yet emitted). */
+  get destroyed(): boolean {
+    return this.socket.destroyed;
   }
 
   /** Closes a free connection (the pool's idle limit, the transport closed). */
@@ -193,8 +200,9 @@ export class UpstreamConnection {
 
   private received(bytes: Buffer): void {
     const sink = this.sink;
-    if (sink === undefined || this.responseDone) {
-      // Bytes nobody asked for: the connection can no longer be trusted to frame the next answer.
+    if (sink === undefined || this.responseDone || this.unsent !== undefined) {
+      // Bytes nobody asked for (none, or none yet: a request with a body waits for its first
+      // bytes): the connection can no longer be trusted to frame the next answer.
       this.socket.destroy();
       return;
     }
@@ -236,6 +244,11 @@ export class UpstreamConnection {
       this.head = true;
       this.parsed = parsed;
       if (!parsed.keepAlive) this.reusable = false;
+      if (parsed.keptFor !== undefined) {
+        // Not reused when the upstream may already be closing it (undici's margin: 2 s).
+        this.freeFor = Math.min(FREE_CONNECTION_MS, parsed.keptFor - KEPT_FOR_MARGIN_MS);
+        if (this.freeFor <= 0) this.reusable = false;
+      }
       const framing = parsed.framing;
       if (framing.kind === 'length') this.remaining = framing.length;
       else if (framing.kind === 'chunked') this.chunked = new ChunkedBody();
@@ -345,11 +358,15 @@ interface ConnectionOwner {
 
 /** How long an unused upstream connection is kept: well under common upstream idle limits (nginx: 75 s). */
 export const FREE_CONNECTION_MS = 30_000;
+/** Taken off an upstream's announced idle limit (`Keep-Alive: timeout=N`): its close may be on its way. */
+const KEPT_FOR_MARGIN_MS = 2000;
 
 /**
  * The upstream's connections: the most recently freed is used first (its peer has had the
  * least time to drop it), as many are opened as there are requests at once, and a free one
- * is closed after FREE_CONNECTION_MS (one sweep for all, not a timer per connection).
+ * is closed after FREE_CONNECTION_MS, or sooner when the upstream announced a shorter idle
+ * limit (one sweep for all, not a timer per connection; a free connection past its limit is
+ * never handed out).
  */
 export class UpstreamPool implements ConnectionOwner {
   private readonly free: UpstreamConnection[] = [];
@@ -376,8 +393,15 @@ export class UpstreamPool implements ConnectionOwner {
   acquire(fresh: boolean): UpstreamConnection | undefined {
     if (this.closed) return undefined;
     if (!fresh) {
-      const free = this.free.pop();
-      if (free !== undefined) return free;
+      let free = this.free.pop();
+      if (free !== undefined) {
+        const now = performance.now();
+        while (free !== undefined && (free.destroyed || now - free.freeSince >= free.freeFor)) {
+          free.destroy();
+          free = this.free.pop();
+        }
+        if (free !== undefined) return free;
+      }
     }
     return this.dial();
   }
@@ -411,8 +435,7 @@ export class UpstreamPool implements ConnectionOwner {
 
   private sweep(): void {
     const now = performance.now();
-    // Freed in order: the oldest first.
-    while (this.free.length > 0 && now - this.free[0]!.freeSince >= FREE_CONNECTION_MS) this.free.shift()!.destroy();
+    for (const connection of this.free.filter((c) => now - c.freeSince >= c.freeFor)) connection.destroy();
     if (this.free.length === 0) {
       clearInterval(this.timer);
       this.timer = undefined;

@@ -24,6 +24,8 @@ export interface ParsedHead {
   readonly framing: ResponseFraming;
   /** Whether the connection may carry another request after this answer. */
   readonly keepAlive: boolean;
+  /** How long the upstream says it keeps the connection open unused (`Keep-Alive: timeout=N`), ms. */
+  readonly keptFor: number | undefined;
   /** Bytes the head took, its blank line included. */
   readonly size: number;
 }
@@ -77,6 +79,7 @@ export function parseResponseHead(bytes: Buffer, head: boolean): ParsedHead | un
   let lengths = 0;
   let encoding: string | undefined;
   let encodings = 0;
+  let keptFor: number | undefined;
   let at = STATUS_LINE.lastIndex;
   HEADER_LINES.lastIndex = at;
   if (!HEADER_LINES.test(text) || HEADER_LINES.lastIndex !== size) throw new MalformedAnswer('malformed header line');
@@ -99,12 +102,14 @@ export function parseResponseHead(bytes: Buffer, head: boolean): ParsedHead | un
     } else if (name.length === 17 && name.toLowerCase() === 'transfer-encoding') {
       encodings++;
       encoding = value;
-    } else if (name.length === 10 && name.toLowerCase() === 'connection') {
-      keepAlive = connectionKeepsAlive(value, keepAlive);
+    } else if (name.length === 10) {
+      const lower = name.toLowerCase();
+      if (lower === 'connection') keepAlive = connectionKeepsAlive(value, keepAlive);
+      else if (lower === 'keep-alive') keptFor = keepAliveTimeout(value) ?? keptFor;
     }
   }
   const statusMessage = status[3] ?? '';
-  return { status: code, statusMessage, rawHeaders, framing: framingOf(code, head, lengths, length, encodings, encoding), keepAlive, size };
+  return { status: code, statusMessage, rawHeaders, framing: framingOf(code, head, lengths, length, encodings, encoding), keepAlive, keptFor, size };
 }
 
 const isBlank = (c: number): boolean => c === 32 || c === 9;
@@ -131,6 +136,12 @@ function framingOf(status: number, head: boolean, lengths: number, length: strin
   if (encoding !== undefined) return CHUNKED;
   if (declared !== undefined) return declared === 0 ? NONE : { kind: 'length', length: declared };
   return CLOSE;
+}
+
+/** The `timeout` of a Keep-Alive header (seconds: RFC 2068, 19.7.1.1), in ms. */
+function keepAliveTimeout(value: string): number | undefined {
+  const timeout = /(?:^|[,;\s])timeout\s*=\s*(\d{1,9})/i.exec(value);
+  return timeout === null ? undefined : Number(timeout[1]) * 1000;
 }
 
 /** Whether a Connection header's tokens leave the connection open (`close` closes it, `keep-alive` opens an HTTP/1.0 one). */

@@ -27,6 +27,9 @@ t.test('framing, as RFC 9112 6.3 reads it', async (t) => {
   t.equal(head('HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\n')!.keepAlive, false, 'HTTP/1.0 closes by default');
   t.equal(head('HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 1\r\n\r\n')!.keepAlive, true);
   t.equal(head('HTTP/1.1 200 OK\r\nConnection: keep-alive, close\r\nContent-Length: 1\r\n\r\n')!.keepAlive, false);
+  t.equal(head('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=5, max=100\r\n\r\n')!.keptFor, 5000, "the upstream's idle limit");
+  t.equal(head('HTTP/1.1 200 OK\r\nkeep-alive: max=100; Timeout = 75\r\n\r\n')!.keptFor, 75_000);
+  t.equal(head('HTTP/1.1 200 OK\r\nKeep-Alive: xtimeout=5\r\n\r\n')!.keptFor, undefined);
 });
 
 t.test('what could be read two ways is refused', async (t) => {
