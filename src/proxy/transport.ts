@@ -2,7 +2,8 @@ import type http from 'node:http';
 import type { BodyFraming } from './context.js';
 import { ProxyError, classify } from './errors.js';
 import { IdleSweep, type Watched } from './idleSweep.js';
-import { UpstreamPool, type ExchangeSink, type UpstreamConnection } from './upstream/connection.js';
+import type { ExchangeSink, UpstreamConnection } from './upstream/connection.js';
+import { UpstreamPool } from './upstream/pool.js';
 import type { ParsedHead } from './upstream/responseHead.js';
 
 /**
