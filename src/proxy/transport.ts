@@ -9,7 +9,7 @@ import type { ParsedHead } from './upstream/responseHead.js';
 /**
  * The upstream transport: berth's own HTTP/1.1 client (proxy/upstream/), with the body
  * streamed both ways under backpressure. It replaced undici's `Pool.dispatch`, which spent
- * about half of a small request's CPU in a proxy that does nothing else (README, "The
+ * about two fifths of a small request's CPU in a proxy that does nothing else (README, "The
  * transport"). What a generic proxy library gets wrong for a registry (README, "What goes
  * wrong behind a TLS front") cannot come back through an option:
  * - path and query go out byte-exact: `path` is the upstream request's path, never
