@@ -50,7 +50,7 @@ export class ChunkedBody {
         case State.Extension: {
           const c = bytes[i++]!;
           if (c === 0x0d) this.state = State.SizeLf;
-          else if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw new MalformedAnswer('control byte in a chunk extension');
+          else if (isControl(c)) throw new MalformedAnswer('control byte in a chunk extension');
           break;
         }
         case State.SizeLf: {
@@ -72,7 +72,7 @@ export class ChunkedBody {
           this.countTrailer();
           if (c === 0x0d) this.state = State.FinalLf;
           else if (c === 0x20 || c === 0x09) throw new MalformedAnswer('folded trailer line');
-          else if (c < 0x20 || c === 0x7f || c === 0x3a /* : */) throw new MalformedAnswer('malformed trailer line');
+          else if (isControl(c) || c === 0x3a /* : */) throw new MalformedAnswer('malformed trailer line');
           else this.state = State.Trailer;
           break;
         }
@@ -80,7 +80,7 @@ export class ChunkedBody {
           const c = bytes[i++]!;
           this.countTrailer();
           if (c === 0x0d) this.state = State.TrailerLf;
-          else if ((c < 0x20 && c !== 0x09) || c === 0x7f) throw new MalformedAnswer('control byte in a trailer line');
+          else if (isControl(c)) throw new MalformedAnswer('control byte in a trailer line');
           break;
         }
         case State.TrailerLf:
@@ -120,6 +120,9 @@ const State = {
   Done: 10,
 } as const;
 type State = (typeof State)[keyof typeof State];
+
+/** A control byte, HTAB excepted (what RFC 9112 allows in field values and extensions). */
+const isControl = (c: number): boolean => (c < 0x20 && c !== 0x09) || c === 0x7f;
 
 function hexValue(c: number): number {
   if (c >= 0x30 && c <= 0x39) return c - 0x30;
