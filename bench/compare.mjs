@@ -7,7 +7,9 @@
 // berth/nginx ratios, since this machine is shared and noisy.
 //
 // Reference rows: the naive undici proxy (bench/naive-undici.mjs) in one process and in as
-// many as berth's workers: what Node itself can do with the least a proxy must do.
+// many as berth's workers: what Node itself can do with the least a proxy must do. For new
+// connections also a floor (bench/bare-tls.mjs): Node's https server doing nothing else, in one
+// process and in as many as berth's workers, measured with the handshakes only.
 // Needs: curl, wrk, openssl and nginx (Debian: apt-get install curl wrk openssl nginx-light),
 // Node 22.19 or later (undici 8), and a build (npm run build). Run: npm run bench:compare
 // Environment: BENCH_ROUNDS (3), BENCH_SIZE_MB (2048), BENCH_SMALL_SIZE_MB (200),
@@ -154,6 +156,14 @@ async function startNaive(workers) {
   children.push(child);
   const { port } = JSON.parse(await firstLine(child));
   return { name: workers === 1 ? 'naive' : `naive×${workers}`, port, pid: child.pid };
+}
+
+/** Node's https server and nothing else (bench/bare-tls.mjs), in `workers` processes: the floor for new connections. */
+async function startBare(workers) {
+  const child = spawn(process.execPath, [...NODE_FLAGS, path.join(here, 'bare-tls.mjs'), files.cert, files.key, String(workers)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  const { port } = JSON.parse(await firstLine(child));
+  return { name: workers === 1 ? 'bare' : `bare×${workers}`, port, pid: child.pid };
 }
 
 async function startNginx() {
@@ -327,6 +337,7 @@ const fronts = [await startBerth(), await startNginx(), await startNaive(1)];
 if (naiveWorkers > 1) fronts.push(await startNaive(naiveWorkers));
 const cluster = fronts.at(-1).name;
 for (const build of ALSO) fronts.push(await startBerth(build.name, build.entry));
+const floors = wanted('handshakes') ? [await startBare(1), ...(naiveWorkers > 1 ? [await startBare(naiveWorkers)] : [])] : [];
 console.log(`bench: ${ROUNDS} rounds, ${SIZE / 2 ** 20} MiB bodies, ${CONCURRENCY} concurrent, ${CORES} cores, berth workers ${WORKERS}, nginx ${CORES} workers, reference: ${fronts.filter((f) => f.name.startsWith('naive')).map((f) => f.name).join(', ')}${ALSO.length ? `, other builds: ${ALSO.map((b) => b.name).join(', ')}` : ''}`);
 
 // Warm every front up (JIT, connection pools) so the first measured round is not its first load.
@@ -352,6 +363,11 @@ for (let round = 1; round <= ROUNDS; round++) {
     if (r.small) said.push(`${r.small.rps.toFixed(0)} req/s (${r.small.cpuUs.toFixed(0)} µs CPU each)`);
     if (r.handshakes) said.push(`${r.handshakes.rate.toFixed(0)} handshakes/s (${r.handshakes.cpuUs.toFixed(0)} µs CPU each)`);
     console.log(`round ${round} ${front.name}: ${said.join(', ') || 'done'}`);
+  }
+  for (const floor of round % 2 ? floors : [...floors].reverse()) {
+    const r = { handshakes: await handshakes(floor) };
+    (results[floor.name] ??= []).push(r);
+    console.log(`round ${round} ${floor.name}: ${r.handshakes.rate.toFixed(0)} handshakes/s (${r.handshakes.cpuUs.toFixed(0)} µs CPU each)`);
   }
 }
 
@@ -412,6 +428,15 @@ if (wanted('uploadN') && wanted('uploadNSmall')) {
   console.log(
     `| berth largest process, ${CONCURRENCY}×${SIZE / MiB} MiB vs ${CONCURRENCY}×${SMALL_SIZE / MiB} MiB uploads (MiB) | ${largest.toFixed(0)} | ${largestSmall.toFixed(0)} | | | | | within 10 (flat in body size): ${flat ? 'met' : 'NOT met'} |`,
   );
+}
+if (floors.length > 0) {
+  // Not a target: what any Node front pays per new connection here, before work of its own.
+  const cpu = (name) => median(results[name].map((r) => r.handshakes.cpuUs));
+  const [one, many] = [floors[0].name, floors.at(-1).name];
+  console.log('');
+  console.log(`floor for new connections (bench/bare-tls.mjs: Node's https server alone): ${floors.map((f) => `${f.name} ${cpu(f.name).toFixed(0)} µs CPU each`).join(', ')}`);
+  if (many !== one) console.log(`  ${many} / ${one}: ${(cpu(many) / cpu(one)).toFixed(2)} (what spreading connections over processes costs on this machine)`);
+  console.log(`  berth / ${many}: ${(cpu('berth') / cpu(many)).toFixed(2)}, naive / ${one}: ${(cpu('naive') / cpu(one)).toFixed(2)} (each front's own work per connection)`);
 }
 console.log('');
 if (ONLY.length > 0) console.log(`partial run (BENCH_ONLY=${ONLY.join(',')}): only these rows were judged`);
