@@ -33,15 +33,11 @@ export class UpstreamPool implements ConnectionOwner {
   /** A connection for one exchange: a free one, unless `fresh`, else a new one. Undefined once closed. */
   acquire(fresh: boolean): UpstreamConnection | undefined {
     if (this.closed) return undefined;
-    if (!fresh) {
-      let free = this.free.pop();
-      if (free !== undefined) {
-        const now = performance.now();
-        while (free !== undefined && (free.destroyed || now - free.freeSince >= free.freeFor)) {
-          free.destroy();
-          free = this.free.pop();
-        }
-        if (free !== undefined) return free;
+    if (!fresh && this.free.length > 0) {
+      const now = performance.now();
+      for (let free = this.free.pop(); free !== undefined; free = this.free.pop()) {
+        if (!free.destroyed && now - free.freeSince < free.freeFor) return free;
+        free.destroy();
       }
     }
     return this.dial();
@@ -76,7 +72,13 @@ export class UpstreamPool implements ConnectionOwner {
 
   private sweep(): void {
     const now = performance.now();
-    for (const connection of this.free.filter((c) => now - c.freeSince >= c.freeFor)) connection.destroy();
+    // Out of the free list at once (their 'close' comes later), so that an empty list stops the sweep now.
+    for (let i = this.free.length - 1; i >= 0; i--) {
+      const connection = this.free[i]!;
+      if (now - connection.freeSince < connection.freeFor) continue;
+      this.free.splice(i, 1);
+      connection.destroy();
+    }
     if (this.free.length === 0) {
       clearInterval(this.timer);
       this.timer = undefined;
